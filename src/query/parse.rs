@@ -1,0 +1,339 @@
+//! The parser of the search language (QUERY.md), with refusals that say what
+//! is wrong and at which character.
+
+use super::text::{
+    has_inner_punctuation, is_handle_char, is_word_char, trim_punctuation,
+    trim_trailing_punctuation, PhraseWord,
+};
+use super::{Expr, QueryError, Term};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Open,
+    Close,
+    /// `,` or `OR`; the flag says which, for error messages.
+    Or {
+        comma: bool,
+    },
+    Not,
+    Phrase(String),
+    Word(String),
+}
+
+/// A token and the 1-based character position where it starts.
+type Spanned = (Token, usize);
+
+fn is_break(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '(' | ')' | ',' | '"')
+}
+
+fn invalid(message: String) -> QueryError {
+    QueryError::Invalid(message)
+}
+
+fn lex(term: &str) -> Result<Vec<Spanned>, QueryError> {
+    let chars: Vec<char> = term.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let position = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        match c {
+            '(' => {
+                tokens.push((Token::Open, position));
+                i += 1;
+            }
+            ')' => {
+                tokens.push((Token::Close, position));
+                i += 1;
+            }
+            ',' => {
+                tokens.push((Token::Or { comma: true }, position));
+                i += 1;
+            }
+            '"' => {
+                let Some(length) = chars[i + 1..].iter().position(|&c| c == '"') else {
+                    return Err(invalid(format!(
+                        "the quote at character {position} is never closed"
+                    )));
+                };
+                let phrase: String = chars[i + 1..i + 1 + length].iter().collect();
+                tokens.push((Token::Phrase(phrase), position));
+                i += length + 2;
+            }
+            '-' => {
+                let next = chars.get(i + 1).copied();
+                match next {
+                    None => {
+                        return Err(invalid(format!(
+                            "the '-' at character {position} leaves out nothing: write -word to leave a word out"
+                        )))
+                    }
+                    Some(n) if n.is_whitespace() || n == ',' || n == ')' => {
+                        return Err(invalid(format!(
+                            "the '-' at character {position} leaves out nothing: write -word to leave a word out"
+                        )))
+                    }
+                    Some('-') => {
+                        return Err(invalid(format!(
+                            "'--' at character {position}: a word can be left out only once"
+                        )))
+                    }
+                    Some(_) => {
+                        tokens.push((Token::Not, position));
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                let start = i;
+                while i < chars.len() && !is_break(chars[i]) {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                if word == "OR" {
+                    tokens.push((Token::Or { comma: false }, position));
+                } else {
+                    tokens.push((Token::Word(word), position));
+                }
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<Spanned>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Spanned> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Spanned> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    /// `and (',' | OR) and ...`; `group_open` is the position of the `(`
+    /// this list sits in, if any.
+    fn parse_or(&mut self, group_open: Option<usize>) -> Result<Expr, QueryError> {
+        let mut alternatives = Vec::new();
+        let mut separator: Option<(bool, usize)> = None;
+        loop {
+            let start = self.peek().map(|(_, p)| *p);
+            let alternative = self.parse_and()?;
+            if alternative.is_empty() {
+                let (comma, position, side) = match (separator, self.peek()) {
+                    (Some((comma, position)), _) => (comma, position, "right"),
+                    (None, Some((Token::Or { comma }, position))) => (*comma, *position, "left"),
+                    (None, Some((Token::Close, position))) if group_open.is_none() => {
+                        return Err(invalid(format!(
+                            "the ')' at character {position} closes nothing"
+                        )));
+                    }
+                    _ => break,
+                };
+                let what = if comma { "','" } else { "'OR'" };
+                return Err(invalid(format!(
+                    "the {what} at character {position} has nothing on its {side}"
+                )));
+            }
+            let start = start.unwrap_or(1);
+            if alternative.iter().all(|e| matches!(e, Expr::Not(_))) {
+                return Err(invalid(format!(
+                    "the alternative at character {start} only leaves words out: add a word to look for"
+                )));
+            }
+            alternatives.push(Expr::And(alternative));
+            match self.peek() {
+                Some((Token::Or { comma }, position)) => {
+                    separator = Some((*comma, *position));
+                    self.at += 1;
+                }
+                Some((Token::Close, position)) if group_open.is_none() => {
+                    return Err(invalid(format!(
+                        "the ')' at character {position} closes nothing"
+                    )));
+                }
+                _ => break,
+            }
+        }
+        if alternatives.is_empty() {
+            return Err(match group_open {
+                Some(open) => invalid(format!(
+                    "the parentheses at character {open} are empty"
+                )),
+                None => invalid("the search is empty".to_owned()),
+            });
+        }
+        Ok(Expr::Or(alternatives))
+    }
+
+    fn parse_and(&mut self) -> Result<Vec<Expr>, QueryError> {
+        let mut terms = Vec::new();
+        while let Some((token, _)) = self.peek() {
+            if matches!(token, Token::Or { .. } | Token::Close) {
+                break;
+            }
+            terms.push(self.parse_unary()?);
+        }
+        Ok(terms)
+    }
+
+    fn parse_unary(&mut self) -> Result<Expr, QueryError> {
+        if let Some((Token::Not, _)) = self.peek() {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.parse_primary()?)));
+        }
+        self.parse_primary()
+    }
+
+    fn parse_primary(&mut self) -> Result<Expr, QueryError> {
+        let Some((token, position)) = self.next() else {
+            return Err(invalid("the search ends too early".to_owned()));
+        };
+        match token {
+            Token::Open => {
+                let inner = self.parse_or(Some(position))?;
+                match self.next() {
+                    Some((Token::Close, _)) => Ok(inner),
+                    _ => Err(invalid(format!(
+                        "the '(' at character {position} is never closed"
+                    ))),
+                }
+            }
+            Token::Phrase(text) => phrase(&text, position),
+            Token::Word(word) => word_term(&word, position),
+            // The lexer never puts these here; answer sensibly anyway.
+            Token::Close => Err(invalid(format!(
+                "the ')' at character {position} closes nothing"
+            ))),
+            Token::Or { comma } => Err(invalid(format!(
+                "the {} at character {position} has nothing on its left",
+                if comma { "','" } else { "'OR'" }
+            ))),
+            Token::Not => Err(invalid(format!(
+                "'--' at character {position}: a word can be left out only once"
+            ))),
+        }
+    }
+}
+
+fn phrase(text: &str, position: usize) -> Result<Expr, QueryError> {
+    let lower = text.to_lowercase();
+    let words: Vec<PhraseWord> = lower
+        .split_whitespace()
+        .map(trim_punctuation)
+        .filter(|w| !w.is_empty())
+        .map(|w| PhraseWord {
+            text: w.to_owned(),
+            whole: has_inner_punctuation(w),
+        })
+        .collect();
+    if words.is_empty() {
+        return Err(invalid(format!(
+            "the phrase at character {position} has no letters or digits to search for"
+        )));
+    }
+    Ok(Expr::Term(Term::Phrase(words)))
+}
+
+fn word_term(word: &str, position: usize) -> Result<Expr, QueryError> {
+    let lower = word.to_lowercase();
+    if let Some(value) = lower.strip_prefix("from:") {
+        let handle = trim_trailing_punctuation(value.trim_start_matches('@'));
+        if handle.is_empty() {
+            return Err(invalid(format!(
+                "'from:' at character {position} needs a handle, as in from:ada"
+            )));
+        }
+        if !handle.chars().all(is_handle_char) {
+            return Err(invalid(format!(
+                "'{word}' at character {position} is not a handle: use letters, digits, '_', '.', '-' and '@'"
+            )));
+        }
+        return Ok(Expr::Term(Term::From(handle.to_owned())));
+    }
+    if let Some(value) = lower.strip_prefix("lang:") {
+        let lang = trim_punctuation(value);
+        if lang.is_empty() {
+            return Err(invalid(format!(
+                "'lang:' at character {position} needs a language code, as in lang:en"
+            )));
+        }
+        if !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(format!(
+                "'{word}' at character {position} is not a language code such as en or pt-BR"
+            )));
+        }
+        return Ok(Expr::Term(Term::Lang(lang.to_owned())));
+    }
+    if let Some(tag) = lower.strip_prefix('#') {
+        let tag = trim_trailing_punctuation(tag);
+        if tag.is_empty() {
+            return Err(invalid(format!(
+                "'#' at character {position} needs a tag, as in #rust"
+            )));
+        }
+        if !tag.chars().all(is_word_char) {
+            return Err(invalid(format!(
+                "'{word}' at character {position}: a hashtag holds only letters, digits and '_'"
+            )));
+        }
+        return Ok(Expr::Term(Term::Hashtag(tag.to_owned())));
+    }
+    if let Some(handle) = lower.strip_prefix('@') {
+        let handle = trim_trailing_punctuation(handle);
+        if handle.is_empty() {
+            return Err(invalid(format!(
+                "'@' at character {position} needs a handle, as in @ada"
+            )));
+        }
+        if !handle.chars().all(is_handle_char) {
+            return Err(invalid(format!(
+                "'{word}' at character {position} is not a handle: use letters, digits, '_', '.', '-' and '@'"
+            )));
+        }
+        return Ok(Expr::Term(Term::Mention(handle.to_owned())));
+    }
+    let trimmed = trim_punctuation(&lower);
+    if trimmed.is_empty() {
+        return Err(invalid(format!(
+            "'{word}' at character {position} has no letters or digits to search for"
+        )));
+    }
+    if has_inner_punctuation(trimmed) {
+        Ok(Expr::Term(Term::WholeWord(trimmed.to_owned())))
+    } else {
+        Ok(Expr::Term(Term::Word(trimmed.to_owned())))
+    }
+}
+
+/// Parses a search that is already known to be within the length limit.
+pub(super) fn parse(term: &str) -> Result<Expr, QueryError> {
+    if term.trim().is_empty() {
+        return Err(invalid("the search is empty".to_owned()));
+    }
+    let tokens = lex(term)?;
+    let mut parser = Parser { tokens, at: 0 };
+    let expr = parser.parse_or(None)?;
+    if let Some((token, position)) = parser.peek() {
+        // parse_or stops only at the end or at a ')' it reports itself.
+        return Err(invalid(format!(
+            "unexpected {} at character {position}",
+            match token {
+                Token::Close => "')'".to_owned(),
+                other => format!("{other:?}"),
+            }
+        )));
+    }
+    Ok(expr)
+}

@@ -1,0 +1,295 @@
+//! How a post's text is cut into what a search can match (QUERY.md rules 1-4, 9).
+
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+
+use crate::wire::Tweet;
+
+/// Word characters are letters with their marks, digits and `_`; everything
+/// else is punctuation (QUERY.md rule 2).
+pub fn is_word_char(c: char) -> bool {
+    c == '_'
+        || matches!(
+            c.general_category_group(),
+            GeneralCategoryGroup::Letter | GeneralCategoryGroup::Mark | GeneralCategoryGroup::Number
+        )
+}
+
+/// Characters a handle may hold: `ada.bsky.social`, `ada@mastodon.social`.
+pub fn is_handle_char(c: char) -> bool {
+    is_word_char(c) || matches!(c, '.' | '-' | '@')
+}
+
+/// Drops punctuation from both ends.
+pub fn trim_punctuation(word: &str) -> &str {
+    word.trim_matches(|c: char| !is_word_char(c))
+}
+
+/// Drops punctuation from the end only.
+pub fn trim_trailing_punctuation(word: &str) -> &str {
+    word.trim_end_matches(|c: char| !is_word_char(c))
+}
+
+/// True when a trimmed word has punctuation inside it (`don't`, `example.com`).
+pub fn has_inner_punctuation(trimmed: &str) -> bool {
+    trimmed.chars().any(|c| !is_word_char(c))
+}
+
+/// The runs of word characters in a word: `rust-lang` holds `rust` and `lang`.
+pub fn pieces(word: &str) -> impl Iterator<Item = &str> {
+    word.split(|c: char| !is_word_char(c))
+        .filter(|piece| !piece.is_empty())
+}
+
+/// A link loses its scheme and a leading `www.` before it is compared (rule 4).
+fn link_form(trimmed: &str) -> Option<&str> {
+    let rest = if let Some(rest) = trimmed.strip_prefix("http://") {
+        rest
+    } else if let Some(rest) = trimmed.strip_prefix("https://") {
+        rest
+    } else if trimmed.starts_with("www.") {
+        trimmed
+    } else {
+        return None;
+    };
+    Some(rest.strip_prefix("www.").unwrap_or(rest))
+}
+
+/// A byte range into [`PreparedPost::lower`].
+type Span = (u32, u32);
+
+#[derive(Debug, Clone)]
+struct PostWord {
+    /// The whole word after trimming (links in their short form).
+    whole: Span,
+    /// False for hashtags and mentions, which whole-word searches never match.
+    whole_matchable: bool,
+    first_piece: u32,
+    piece_count: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Piece {
+    span: Span,
+    word: u32,
+    first_in_word: bool,
+}
+
+/// A post cut into words, pieces, hashtags and mentions once, so that every
+/// active search can be checked against it without cutting it again.
+#[derive(Debug, Clone)]
+pub struct PreparedPost {
+    lower: String,
+    words: Vec<PostWord>,
+    pieces: Vec<Piece>,
+    hashtags: Vec<Span>,
+    mentions: Vec<Span>,
+    author: String,
+    lang: Option<String>,
+}
+
+impl PreparedPost {
+    pub fn new(tweet: &Tweet) -> PreparedPost {
+        Self::from_parts(&tweet.text, &tweet.screen_name, tweet.lang.as_deref())
+    }
+
+    pub fn from_parts(text: &str, screen_name: &str, lang: Option<&str>) -> PreparedPost {
+        let lower = text.to_lowercase();
+        let mut post = PreparedPost {
+            lower: String::new(),
+            words: Vec::new(),
+            pieces: Vec::new(),
+            hashtags: Vec::new(),
+            mentions: Vec::new(),
+            author: screen_name
+                .trim()
+                .trim_start_matches('@')
+                .to_lowercase(),
+            lang: lang.map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()),
+        };
+        let base = lower.as_ptr() as usize;
+        let span_of = |s: &str| -> Span {
+            let start = s.as_ptr() as usize - base;
+            (start as u32, (start + s.len()) as u32)
+        };
+        for raw in lower.split_whitespace() {
+            // Leading brackets and quotes go, but `#` and `@` say what the word is.
+            let lead =
+                raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
+            let mut tagged = false;
+            if let Some(rest) = lead.strip_prefix('#') {
+                tagged = true;
+                let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+                if end > 0 {
+                    post.hashtags.push(span_of(&rest[..end]));
+                }
+            } else if let Some(rest) = lead.strip_prefix('@') {
+                tagged = true;
+                let end = rest.find(|c: char| !is_handle_char(c)).unwrap_or(rest.len());
+                let handle = trim_trailing_punctuation(&rest[..end]);
+                if !handle.is_empty() {
+                    post.mentions.push(span_of(handle));
+                }
+            }
+            let trimmed = trim_punctuation(raw);
+            if trimmed.is_empty() {
+                continue;
+            }
+            let whole = link_form(trimmed).unwrap_or(trimmed);
+            let word_index = post.words.len() as u32;
+            let first_piece = post.pieces.len() as u32;
+            for (i, piece) in pieces(trimmed).enumerate() {
+                post.pieces.push(Piece {
+                    span: span_of(piece),
+                    word: word_index,
+                    first_in_word: i == 0,
+                });
+            }
+            post.words.push(PostWord {
+                whole: span_of(whole),
+                whole_matchable: !tagged,
+                first_piece,
+                piece_count: post.pieces.len() as u32 - first_piece,
+            });
+        }
+        post.lower = lower;
+        post
+    }
+
+    fn text(&self, span: Span) -> &str {
+        &self.lower[span.0 as usize..span.1 as usize]
+    }
+
+    /// Rule 3: a search word without punctuation against words and pieces.
+    pub fn has_piece(&self, word: &str) -> bool {
+        self.pieces.iter().any(|p| self.text(p.span) == word)
+    }
+
+    /// Rule 4: a search word with punctuation inside against whole words.
+    pub fn has_whole_word(&self, word: &str) -> bool {
+        self.words
+            .iter()
+            .any(|w| w.whole_matchable && self.text(w.whole) == word)
+    }
+
+    pub fn has_hashtag(&self, tag: &str) -> bool {
+        self.hashtags.iter().any(|&span| self.text(span) == tag)
+    }
+
+    pub fn has_mention(&self, handle: &str) -> bool {
+        self.mentions
+            .iter()
+            .any(|&span| handle_matches(self.text(span), handle))
+    }
+
+    pub fn is_from(&self, handle: &str) -> bool {
+        handle_matches(&self.author, handle)
+    }
+
+    pub fn has_lang(&self, lang: &str) -> bool {
+        match &self.lang {
+            Some(post_lang) => {
+                post_lang == lang
+                    || (post_lang.len() > lang.len()
+                        && post_lang.starts_with(lang)
+                        && post_lang.as_bytes()[lang.len()] == b'-')
+            }
+            None => false,
+        }
+    }
+
+    /// Rule 7: the phrase's words in order, next to each other.
+    pub fn has_phrase(&self, phrase: &[PhraseWord]) -> bool {
+        (0..self.pieces.len()).any(|start| self.phrase_at(start, phrase))
+    }
+
+    fn phrase_at(&self, start: usize, phrase: &[PhraseWord]) -> bool {
+        let mut at = start;
+        for word in phrase {
+            let Some(piece) = self.pieces.get(at) else {
+                return false;
+            };
+            if word.whole {
+                if !piece.first_in_word {
+                    return false;
+                }
+                let post_word = &self.words[piece.word as usize];
+                if !post_word.whole_matchable || self.text(post_word.whole) != word.text {
+                    return false;
+                }
+                at = (post_word.first_piece + post_word.piece_count) as usize;
+            } else {
+                if self.text(piece.span) != word.text {
+                    return false;
+                }
+                at += 1;
+            }
+        }
+        true
+    }
+}
+
+/// `ada` names `ada`, `ada.bsky.social` and `ada@mastodon.social` (rules 9, 10).
+fn handle_matches(candidate: &str, wanted: &str) -> bool {
+    candidate == wanted
+        || (candidate.len() > wanted.len()
+            && candidate.starts_with(wanted)
+            && matches!(candidate.as_bytes()[wanted.len()], b'.' | b'@'))
+}
+
+/// One word of a quoted phrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhraseWord {
+    pub text: String,
+    /// Has punctuation inside, so it must equal a whole post word (rule 4).
+    pub whole: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(text: &str) -> PreparedPost {
+        PreparedPost::from_parts(text, "someone", None)
+    }
+
+    #[test]
+    fn word_characters_follow_unicode_categories() {
+        assert!(is_word_char('é'));
+        assert!(is_word_char('\u{0301}')); // combining acute accent
+        assert!(is_word_char('٣')); // Arabic-Indic digit three
+        assert!(is_word_char('_'));
+        assert!(is_word_char('日'));
+        assert!(!is_word_char('-'));
+        assert!(!is_word_char('🎉'));
+        assert!(!is_word_char('#'));
+    }
+
+    #[test]
+    fn hashtags_and_mentions_are_found_after_leading_brackets() {
+        let p = post("(#RUST) and #rust-lang with @Twitter's and @ada@mastodon.social.");
+        assert!(p.has_hashtag("rust"));
+        assert!(!p.has_hashtag("rust-lang"));
+        assert!(p.has_mention("twitter"));
+        assert!(p.has_mention("ada@mastodon.social"));
+        assert!(p.has_mention("ada"));
+    }
+
+    #[test]
+    fn links_lose_scheme_and_www_for_whole_word_matching() {
+        let p = post("see (https://www.example.com/news/).");
+        assert!(p.has_whole_word("example.com/news"));
+        assert!(!p.has_whole_word("www.example.com/news"));
+        assert!(p.has_piece("example"));
+        assert!(p.has_piece("news"));
+    }
+
+    #[test]
+    fn lang_matches_prefix_with_dash_only() {
+        let p = PreparedPost::from_parts("x", "a", Some("en-US"));
+        assert!(p.has_lang("en"));
+        assert!(p.has_lang("en-us"));
+        assert!(!p.has_lang("e"));
+        let none = PreparedPost::from_parts("x", "a", None);
+        assert!(!none.has_lang("en"));
+    }
+}

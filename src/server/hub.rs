@@ -1,0 +1,379 @@
+//! The hub: every connection's search and stop/start state, and the fan-out
+//! of each post to the connections whose search matches it.
+//!
+//! Connections with the same search (after white space is normalised) share
+//! one entry, so a post is checked once per distinct active search, not once
+//! per browser.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use super::metrics::Metrics;
+use crate::query::{PreparedPost, Query};
+use crate::wire::Tweet;
+
+pub type ConnectionId = u64;
+
+/// A post queued for one connection, stamped with the connection's
+/// generation when it was queued: the socket drops posts from before its
+/// last search change or stop, so a new search never shows the old one's posts.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub generation: u64,
+    pub tweet: Arc<Tweet>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegisterError {
+    /// Raise `limits.max_connections` to accept more.
+    #[error("the server is full ({max} connections); try again later")]
+    Full { max: usize },
+}
+
+/// What the socket task keeps of its registration. Dropping it unregisters.
+pub struct Registration {
+    pub id: ConnectionId,
+    /// Posts for this connection. Sender: the hub's dispatch, with
+    /// `try_send`; a full queue adds to `skipped` instead of waiting. The
+    /// sender lives in the hub's registry and is dropped on unregister.
+    pub outbox: mpsc::Receiver<Delivery>,
+    /// Matching posts dropped because `outbox` was full, not yet reported.
+    /// The hub adds; the socket task takes the count and sends `skipped`.
+    pub skipped: Arc<AtomicU64>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+struct Connection {
+    query: Option<Arc<Query>>,
+    streaming: bool,
+    generation: u64,
+    /// Sender half of the connection's outbox (see [`Registration::outbox`]).
+    outbox: mpsc::Sender<Delivery>,
+    skipped: Arc<AtomicU64>,
+}
+
+struct SearchGroup {
+    query: Arc<Query>,
+    /// Connections with this search that are streaming.
+    members: Vec<ConnectionId>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: ConnectionId,
+    connections: HashMap<ConnectionId, Connection>,
+    /// Keyed by [`Query::term`]; only groups with streaming members exist.
+    searches: HashMap<String, SearchGroup>,
+}
+
+impl Registry {
+    fn leave_group(&mut self, id: ConnectionId, term: &str) {
+        if let Some(group) = self.searches.get_mut(term) {
+            group.members.retain(|&m| m != id);
+            if group.members.is_empty() {
+                self.searches.remove(term);
+            }
+        }
+    }
+
+    fn join_group(&mut self, id: ConnectionId, query: Arc<Query>) {
+        self.searches
+            .entry(query.term().to_owned())
+            .or_insert_with(|| SearchGroup {
+                query: query.clone(),
+                members: Vec::new(),
+            })
+            .members
+            .push(id);
+    }
+}
+
+/// Shared by the dispatch task (reads, per post) and the socket tasks
+/// (write, per command).
+pub struct Hub {
+    /// Held only for map updates and one post's fan-out; never across an
+    /// `.await`.
+    registry: Mutex<Registry>,
+    max_connections: usize,
+    outbound_queue: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    pub fn new(max_connections: usize, outbound_queue: usize, metrics: Arc<Metrics>) -> Arc<Hub> {
+        Arc::new(Hub {
+            registry: Mutex::new(Registry::default()),
+            max_connections,
+            outbound_queue,
+            metrics,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves plain maps behind, still
+        // consistent enough to keep serving everyone else.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(self: &Arc<Self>) -> Result<Registration, RegisterError> {
+        let mut registry = self.lock();
+        if registry.connections.len() >= self.max_connections {
+            return Err(RegisterError::Full {
+                max: self.max_connections,
+            });
+        }
+        registry.next_id += 1;
+        let id = registry.next_id;
+        let (sender, receiver) = mpsc::channel(self.outbound_queue);
+        let skipped = Arc::new(AtomicU64::new(0));
+        registry.connections.insert(
+            id,
+            Connection {
+                query: None,
+                streaming: true,
+                generation: 0,
+                outbox: sender,
+                skipped: skipped.clone(),
+            },
+        );
+        Ok(Registration {
+            id,
+            outbox: receiver,
+            skipped,
+            hub: self.clone(),
+        })
+    }
+
+    fn unregister(&self, id: ConnectionId) {
+        let mut registry = self.lock();
+        if let Some(connection) = registry.connections.remove(&id) {
+            if let (Some(query), true) = (connection.query, connection.streaming) {
+                registry.leave_group(id, query.term());
+            }
+        }
+    }
+
+    /// Sets a connection's search and resumes it; returns the generation
+    /// from which its queued posts belong to the new search.
+    pub fn set_query(&self, id: ConnectionId, query: Arc<Query>) -> u64 {
+        let mut registry = self.lock();
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return 0;
+        };
+        let old = connection.query.replace(query.clone());
+        let was_streaming = std::mem::replace(&mut connection.streaming, true);
+        connection.generation += 1;
+        connection.skipped.store(0, Ordering::Relaxed);
+        let generation = connection.generation;
+        if let (Some(old), true) = (old, was_streaming) {
+            registry.leave_group(id, old.term());
+        }
+        registry.join_group(id, query);
+        generation
+    }
+
+    /// Stops or resumes delivery; returns the connection's new generation.
+    pub fn set_streaming(&self, id: ConnectionId, streaming: bool) -> u64 {
+        let mut registry = self.lock();
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return 0;
+        };
+        let was = std::mem::replace(&mut connection.streaming, streaming);
+        if was == streaming {
+            return connection.generation;
+        }
+        connection.generation += 1;
+        connection.skipped.store(0, Ordering::Relaxed);
+        let generation = connection.generation;
+        if let Some(query) = connection.query.clone() {
+            if streaming {
+                registry.join_group(id, query);
+            } else {
+                registry.leave_group(id, query.term());
+            }
+        }
+        generation
+    }
+
+    /// Checks `tweet` against every active search and queues it for the
+    /// connections that match. Never waits: a full queue is counted as skipped.
+    pub fn dispatch(&self, tweet: &Arc<Tweet>) -> usize {
+        let prepared = PreparedPost::new(tweet);
+        let registry = self.lock();
+        let mut delivered = 0;
+        for group in registry.searches.values() {
+            if !group.query.matches(&prepared) {
+                continue;
+            }
+            for id in &group.members {
+                let Some(connection) = registry.connections.get(id) else {
+                    continue;
+                };
+                let delivery = Delivery {
+                    generation: connection.generation,
+                    tweet: tweet.clone(),
+                };
+                match connection.outbox.try_send(delivery) {
+                    Ok(()) => delivered += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        connection.skipped.fetch_add(1, Ordering::Relaxed);
+                        Metrics::inc(&self.metrics.posts_skipped);
+                    }
+                    // The socket task is gone and will unregister shortly.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        Metrics::add(&self.metrics.posts_delivered, delivered as u64);
+        delivered
+    }
+
+    /// Distinct searches with at least one streaming connection.
+    pub fn active_searches(&self) -> usize {
+        self.lock().searches.len()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+}
+
+/// Feeds every post from the source to the hub until the source ends.
+///
+/// `posts` — sender: the source task; receiver: this task. Bounded, so a
+/// source faster than the fan-out is slowed down rather than buffered
+/// without limit. When the source ends and drops its sender, this returns.
+pub async fn run_dispatch(hub: Arc<Hub>, mut posts: mpsc::Receiver<Tweet>) {
+    let mut batch = Vec::with_capacity(64);
+    while posts.recv_many(&mut batch, 64).await > 0 {
+        for tweet in batch.drain(..) {
+            Metrics::inc(&hub.metrics.posts_received);
+            hub.dispatch(&Arc::new(tweet));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tweet(id: &str, text: &str) -> Arc<Tweet> {
+        Arc::new(Tweet {
+            id: id.into(),
+            name: "N".into(),
+            screen_name: "n".into(),
+            text: text.into(),
+            user_profile_image: String::new(),
+            url: None,
+            created_at: "2026-11-25T12:00:00Z".into(),
+            lang: None,
+            source: "test".into(),
+        })
+    }
+
+    fn query(term: &str) -> Arc<Query> {
+        Arc::new(Query::parse(term, 512).unwrap())
+    }
+
+    fn texts(registration: &mut Registration) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(d) = registration.outbox.try_recv() {
+            out.push(d.tweet.text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn each_connection_gets_only_its_own_matches() {
+        let hub = Hub::new(10, 16, Arc::default());
+        let mut cats = hub.register().unwrap();
+        let mut dogs = hub.register().unwrap();
+        let mut idle = hub.register().unwrap();
+        hub.set_query(cats.id, query("cats"));
+        hub.set_query(dogs.id, query("dogs"));
+        hub.dispatch(&tweet("1", "cats nap"));
+        hub.dispatch(&tweet("2", "dogs run"));
+        hub.dispatch(&tweet("3", "cats and dogs"));
+        assert_eq!(texts(&mut cats), ["cats nap", "cats and dogs"]);
+        assert_eq!(texts(&mut dogs), ["dogs run", "cats and dogs"]);
+        assert!(texts(&mut idle).is_empty());
+    }
+
+    #[test]
+    fn same_search_is_evaluated_once_for_all_its_connections() {
+        let hub = Hub::new(10, 16, Arc::default());
+        let a = hub.register().unwrap();
+        let b = hub.register().unwrap();
+        hub.set_query(a.id, query("rust"));
+        hub.set_query(b.id, query("  rust "));
+        assert_eq!(hub.active_searches(), 1);
+        assert_eq!(hub.dispatch(&tweet("1", "rust")), 2);
+    }
+
+    #[test]
+    fn stopped_connections_get_nothing_and_resume() {
+        let hub = Hub::new(10, 16, Arc::default());
+        let mut a = hub.register().unwrap();
+        hub.set_query(a.id, query("rust"));
+        hub.set_streaming(a.id, false);
+        assert_eq!(hub.active_searches(), 0);
+        hub.dispatch(&tweet("1", "rust"));
+        assert!(texts(&mut a).is_empty());
+        hub.set_streaming(a.id, true);
+        hub.dispatch(&tweet("2", "rust"));
+        assert_eq!(texts(&mut a), ["rust"]);
+    }
+
+    #[test]
+    fn full_queue_counts_skipped_instead_of_blocking() {
+        let hub = Hub::new(10, 2, Arc::default());
+        let mut a = hub.register().unwrap();
+        hub.set_query(a.id, query("x"));
+        for i in 0..5 {
+            hub.dispatch(&tweet(&i.to_string(), "x"));
+        }
+        assert_eq!(texts(&mut a).len(), 2);
+        assert_eq!(a.skipped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn server_full_is_refused_and_dropping_frees_a_slot() {
+        let hub = Hub::new(1, 2, Arc::default());
+        let first = hub.register().unwrap();
+        assert_eq!(hub.register().err(), Some(RegisterError::Full { max: 1 }));
+        drop(first);
+        assert!(hub.register().is_ok());
+    }
+
+    #[test]
+    fn unregister_leaves_search_groups() {
+        let hub = Hub::new(10, 2, Arc::default());
+        let a = hub.register().unwrap();
+        hub.set_query(a.id, query("x"));
+        assert_eq!(hub.active_searches(), 1);
+        drop(a);
+        assert_eq!(hub.active_searches(), 0);
+        assert_eq!(hub.connection_count(), 0);
+    }
+
+    #[test]
+    fn generation_moves_on_with_each_change() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut a = hub.register().unwrap();
+        let g1 = hub.set_query(a.id, query("x"));
+        hub.dispatch(&tweet("1", "x"));
+        let g2 = hub.set_query(a.id, query("y"));
+        assert!(g2 > g1);
+        let old = a.outbox.try_recv().unwrap();
+        assert_eq!(old.generation, g1);
+    }
+}

@@ -1,0 +1,284 @@
+//! The server: one task per source, one hub, one task per browser socket.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests start the
+//! real server on port 0 and binaries stay thin.
+
+pub mod avatar;
+pub mod hub;
+pub mod metrics;
+pub mod settings;
+pub mod socket;
+pub mod sources;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::hub::Hub;
+use self::metrics::Metrics;
+use self::settings::{Settings, SourceKind};
+use self::socket::SocketContext;
+use crate::ui::{shell, App};
+use crate::wire::{ServerMessage, UpstreamState};
+
+/// Posts waiting between the source task and the hub's dispatch.
+const SOURCE_QUEUE: usize = 1024;
+
+/// The upstream link's state, as sent to browsers in `upstream`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    pub state: UpstreamState,
+    pub detail: Option<String>,
+}
+
+impl UpstreamStatus {
+    pub fn new(state: UpstreamState, detail: Option<String>) -> Self {
+        UpstreamStatus { state, detail }
+    }
+
+    pub fn message(&self) -> ServerMessage {
+        ServerMessage::Upstream {
+            state: self.state,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("the {0} source is not available in this version; use --source demo or --source replay")]
+    SourceUnavailable(&'static str),
+    #[error("cannot read the replay file {path}: {source}")]
+    ReplayFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Everything a request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
+    pub socket: SocketContext,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The Leptos site options: from cargo-leptos's environment when it is
+/// there, otherwise the layout `cargo leptos build` leaves in `target/site`.
+pub fn leptos_options(settings: &Settings) -> LeptosOptions {
+    let from_cargo_leptos = std::env::var_os("LEPTOS_OUTPUT_NAME").is_some()
+        || option_env!("LEPTOS_OUTPUT_NAME").is_some();
+    let mut options = if from_cargo_leptos {
+        match leptos::config::get_configuration(None) {
+            Ok(conf) => Some(conf.leptos_options),
+            Err(error) => {
+                warn!(%error, "ignoring LEPTOS_* settings that do not parse");
+                None
+            }
+        }
+    } else {
+        None
+    }
+    .unwrap_or_else(|| {
+        LeptosOptions::builder()
+            .output_name("twitter-search")
+            .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
+            .site_pkg_dir(std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into()))
+            .build()
+    });
+    options.site_addr = settings.addr;
+    options
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then closes
+/// every WebSocket with 1001 and returns.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let settings = Arc::new(settings);
+    let source_name = settings.source.kind.as_str();
+    let source = sources::Source::open(&settings.source).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(
+        settings.limits.max_connections,
+        settings.limits.outbound_queue,
+        metrics.clone(),
+    );
+    let cancel = CancellationToken::new();
+    let (status_tx, status_rx) = watch::channel(UpstreamStatus::new(UpstreamState::Connecting, None));
+    let (posts_tx, posts_rx) = mpsc::channel(SOURCE_QUEUE);
+
+    let source_task = tokio::spawn(source.run(sources::SourceLink {
+        posts: posts_tx,
+        status: status_tx,
+        metrics: metrics.clone(),
+        shutdown: cancel.clone(),
+    }));
+    let dispatch_task = tokio::spawn(hub::run_dispatch(hub.clone(), posts_rx));
+
+    let state = AppState {
+        leptos_options: leptos_options(&settings),
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        settings: settings.clone(),
+        socket: SocketContext {
+            hub,
+            metrics,
+            limits: settings.limits.clone(),
+            source_name,
+            upstream: status_rx,
+            shutdown: cancel.clone(),
+        },
+    };
+    let app = router(state);
+    info!(addr = %listener.local_addr()?, source = source_name, "serving");
+    let stop = cancel.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("shutting down");
+            stop.cancel();
+        })
+        .await;
+    cancel.cancel();
+    source_task.abort();
+    dispatch_task.abort();
+    served.map_err(ServerError::from)
+}
+
+/// All routes: the page, its assets, `/ws`, `/healthz`, `/metrics`, avatars.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .route("/avatars/{file}", get(avatar_image))
+        .route("/avatar-placeholder.svg", get(placeholder_image))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(state.hub.active_searches()),
+    )
+        .into_response()
+}
+
+fn svg_response(svg: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+            // An SVG opened on its own is a document: let it run nothing.
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+        ],
+        svg,
+    )
+        .into_response()
+}
+
+async fn avatar_image(Path(file): Path<String>) -> Response {
+    let handle = file.strip_suffix(".svg").unwrap_or(&file);
+    svg_response(avatar::avatar_svg(handle))
+}
+
+async fn placeholder_image() -> Response {
+    svg_response(avatar::placeholder_svg().to_owned())
+}
+
+/// Browsers may open the socket only from the server's own page or from an
+/// origin listed in the settings; other clients send no `Origin`.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
+}
+
+async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&headers, &state.settings.allowed_origins) {
+        Metrics::inc(&state.metrics.upgrades_refused_origin);
+        return (StatusCode::FORBIDDEN, "this origin may not open the WebSocket\n").into_response();
+    }
+    let context = state.socket.clone();
+    // The transport's own cap only guards memory; the protocol's limit is
+    // checked per frame so the browser gets a proper 1009 close.
+    let transport_cap = (state.settings.limits.max_frame_bytes * 16).max(64 * 1024);
+    ws.max_message_size(transport_cap)
+        .max_frame_size(transport_cap)
+        .on_upgrade(move |socket| socket::serve(socket, context))
+}
+
+/// The source named in the settings is one this build can run.
+pub fn check_source(kind: SourceKind) -> Result<(), ServerError> {
+    match kind {
+        SourceKind::Demo | SourceKind::Replay => Ok(()),
+        other => Err(ServerError::SourceUnavailable(other.as_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn same_host_and_listed_origins_are_allowed() {
+        assert!(origin_allowed(&headers(None, "a:1"), &[]));
+        assert!(origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]));
+        assert!(!origin_allowed(&headers(Some("http://evil.example"), "a:1"), &[]));
+        assert!(!origin_allowed(&headers(Some("http://a:2"), "a:1"), &[]));
+        assert!(origin_allowed(
+            &headers(Some("https://app.example"), "a:1"),
+            &["https://app.example".to_owned()]
+        ));
+    }
+}

@@ -1,0 +1,455 @@
+//! The server's settings: built-in defaults, then `Leptos.toml`, then
+//! environment variables, then command-line flags, each overriding the last.
+//!
+//! cargo-leptos reads its *build* settings from `[package.metadata.leptos]`
+//! in `Cargo.toml`; `Leptos.toml` holds only what the running server needs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{builder::BoolishValueParser, Parser, ValueEnum};
+use serde::Deserialize;
+
+/// The config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the settings file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where posts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Built-in generator: offline, no account.
+    Demo,
+    /// An NDJSON file of posts.
+    Replay,
+    /// X API v2 filtered stream.
+    X,
+    /// Bluesky Jetstream.
+    Bluesky,
+    /// Mastodon streaming API.
+    Mastodon,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Demo => "demo",
+            SourceKind::Replay => "replay",
+            SourceKind::X => "x",
+            SourceKind::Bluesky => "bluesky",
+            SourceKind::Mastodon => "mastodon",
+        }
+    }
+}
+
+/// Options of the upstream source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSettings {
+    pub kind: SourceKind,
+    /// Posts per second for `demo` and `replay`; `Some(0.0)` means as fast as
+    /// possible; `None` means the source's own pace.
+    pub rate: Option<f64>,
+    /// Seed of the demo generator: the same seed gives the same posts.
+    pub seed: u64,
+    pub replay_file: Option<PathBuf>,
+    /// Start the replay file again when it ends.
+    pub loop_replay: bool,
+    pub jetstream_url: String,
+    pub appview_url: String,
+    pub x_api_url: String,
+    pub mastodon_url: Option<String>,
+}
+
+/// Bounds on what strangers can make the server do.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open WebSockets at most; one more is told `serverBusy` and closed
+    /// with 1013. Default 10 000.
+    pub max_connections: usize,
+    /// Largest frame a browser may send, in bytes; a larger one closes the
+    /// connection with 1009. Default 4096.
+    pub max_frame_bytes: usize,
+    /// Longest search, in Unicode characters. Default 512.
+    pub max_term_length: usize,
+    /// Posts waiting to be written to one connection; past this the
+    /// connection is sent `skipped`. Default 256.
+    pub outbound_queue: usize,
+    /// Messages a browser may send per second on average. Default 10.
+    pub messages_per_second: f64,
+    /// Messages a browser may send in a burst. Default 20.
+    pub message_burst: f64,
+    /// Messages refused with `rateLimited` before the connection is closed
+    /// with 1008. Default 20.
+    pub flood_strikes: u32,
+    /// Seconds between pings to each browser. Default 20.
+    pub ping_interval_secs: u64,
+    /// Seconds without any frame from a browser before it is closed. Default 60.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_connections: 10_000,
+            max_frame_bytes: 4096,
+            max_term_length: crate::query::DEFAULT_MAX_TERM_LENGTH,
+            outbound_queue: 256,
+            messages_per_second: 10.0,
+            message_burst: 20.0,
+            flood_strikes: 20,
+            ping_interval_secs: 20,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub source: SourceSettings,
+    pub limits: LimitSettings,
+    /// Origins allowed to open a WebSocket besides the server's own host
+    /// (exact `scheme://host:port` strings). Requests without `Origin`
+    /// (non-browser clients) are allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            source: SourceSettings {
+                kind: SourceKind::Demo,
+                rate: None,
+                seed: 1,
+                replay_file: None,
+                loop_replay: false,
+                jetstream_url: "wss://jetstream2.us-east.bsky.network/subscribe".to_owned(),
+                appview_url: "https://public.api.bsky.app".to_owned(),
+                x_api_url: "https://api.x.com".to_owned(),
+                mastodon_url: None,
+            },
+            limits: LimitSettings::default(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// The layout of `Leptos.toml`. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileSettings {
+    addr: Option<SocketAddr>,
+    allowed_origins: Option<Vec<String>>,
+    source: FileSource,
+    limits: Option<LimitSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileSource {
+    kind: Option<SourceKind>,
+    rate: Option<f64>,
+    seed: Option<u64>,
+    replay_file: Option<PathBuf>,
+    #[serde(rename = "loop")]
+    loop_replay: Option<bool>,
+    jetstream_url: Option<String>,
+    appview_url: Option<String>,
+    x_api_url: Option<String>,
+    mastodon_url: Option<String>,
+}
+
+/// The command line; every option also reads an environment variable.
+#[derive(Debug, Parser)]
+#[command(name = "twitter-search", version, about = "Live search over social media streams")]
+pub struct Cli {
+    /// Settings file (TOML). Default: ./Leptos.toml when it exists.
+    #[arg(long, env = "TWITTER_SEARCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where posts come from.
+    #[arg(long, env = "TWITTER_SEARCH_SOURCE", value_enum)]
+    pub source: Option<SourceKind>,
+    /// Address to listen on [default: 127.0.0.1:3000].
+    #[arg(long, env = "LEPTOS_SITE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Posts per second for demo and replay; 0 means as fast as possible.
+    #[arg(long, env = "TWITTER_SEARCH_RATE")]
+    pub rate: Option<f64>,
+    /// Seed of the demo source (same seed, same posts).
+    #[arg(long, env = "TWITTER_SEARCH_SEED")]
+    pub seed: Option<u64>,
+    /// NDJSON file of posts for the replay source.
+    #[arg(long, env = "TWITTER_SEARCH_REPLAY_FILE")]
+    pub replay_file: Option<PathBuf>,
+    /// Start the replay file again when it ends.
+    #[arg(long = "loop", env = "TWITTER_SEARCH_LOOP", num_args = 0..=1,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub loop_replay: Option<bool>,
+    /// WebSocket URL of Bluesky Jetstream's /subscribe.
+    #[arg(long, env = "JETSTREAM_URL")]
+    pub jetstream_url: Option<String>,
+    /// Where Bluesky profiles are looked up.
+    #[arg(long, env = "BSKY_APPVIEW_URL")]
+    pub appview_url: Option<String>,
+    /// Base URL of the X API v2.
+    #[arg(long, env = "X_API_URL")]
+    pub x_api_url: Option<String>,
+    /// Base URL of a Mastodon instance (token: MASTODON_TOKEN).
+    #[arg(long, env = "MASTODON_URL")]
+    pub mastodon_url: Option<String>,
+    /// Extra origins allowed to open the WebSocket, comma separated.
+    #[arg(long = "allowed-origin", env = "TWITTER_SEARCH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Open WebSockets at most.
+    #[arg(long, env = "TWITTER_SEARCH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+impl Settings {
+    /// Reads the settings file named by `cli` (or `./Leptos.toml` if present)
+    /// and lays the command line over it.
+    pub fn load(cli: &Cli) -> Result<Settings, SettingsError> {
+        let file = match &cli.config {
+            Some(path) => Some(read_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Some(read_file(Path::new(DEFAULT_CONFIG_FILE))?)
+            }
+            None => None,
+        };
+        let mut settings = Settings::default();
+        if let Some(file) = file {
+            settings.apply_file(file);
+        }
+        settings.apply_cli(cli);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses settings from TOML text (the content of `Leptos.toml`).
+    pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
+        let file: FileSettings = toml::from_str(text).map_err(|e| SettingsError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        let mut settings = Settings::default();
+        settings.apply_file(file);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_file(&mut self, file: FileSettings) {
+        let source = &mut self.source;
+        if let Some(addr) = file.addr {
+            self.addr = addr;
+        }
+        if let Some(origins) = file.allowed_origins {
+            self.allowed_origins = origins;
+        }
+        if let Some(limits) = file.limits {
+            self.limits = limits;
+        }
+        let f = file.source;
+        if let Some(kind) = f.kind {
+            source.kind = kind;
+        }
+        if f.rate.is_some() {
+            source.rate = f.rate;
+        }
+        if let Some(seed) = f.seed {
+            source.seed = seed;
+        }
+        if f.replay_file.is_some() {
+            source.replay_file = f.replay_file;
+        }
+        if let Some(loop_replay) = f.loop_replay {
+            source.loop_replay = loop_replay;
+        }
+        if let Some(url) = f.jetstream_url {
+            source.jetstream_url = url;
+        }
+        if let Some(url) = f.appview_url {
+            source.appview_url = url;
+        }
+        if let Some(url) = f.x_api_url {
+            source.x_api_url = url;
+        }
+        if f.mastodon_url.is_some() {
+            source.mastodon_url = f.mastodon_url;
+        }
+    }
+
+    fn apply_cli(&mut self, cli: &Cli) {
+        let source = &mut self.source;
+        if let Some(kind) = cli.source {
+            source.kind = kind;
+        }
+        if let Some(addr) = cli.addr {
+            self.addr = addr;
+        }
+        if cli.rate.is_some() {
+            source.rate = cli.rate;
+        }
+        if let Some(seed) = cli.seed {
+            source.seed = seed;
+        }
+        if cli.replay_file.is_some() {
+            source.replay_file = cli.replay_file.clone();
+        }
+        if let Some(loop_replay) = cli.loop_replay {
+            source.loop_replay = loop_replay;
+        }
+        if let Some(url) = &cli.jetstream_url {
+            source.jetstream_url = url.clone();
+        }
+        if let Some(url) = &cli.appview_url {
+            source.appview_url = url.clone();
+        }
+        if let Some(url) = &cli.x_api_url {
+            source.x_api_url = url.clone();
+        }
+        if cli.mastodon_url.is_some() {
+            source.mastodon_url = cli.mastodon_url.clone();
+        }
+        if !cli.allowed_origins.is_empty() {
+            self.allowed_origins = cli.allowed_origins.clone();
+        }
+        if let Some(max) = cli.max_connections {
+            self.limits.max_connections = max;
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(rate) = self.source.rate {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(SettingsError::Invalid(format!(
+                    "--rate must be a number of posts per second, 0 or more (got {rate})"
+                )));
+            }
+        }
+        if self.source.kind == SourceKind::Replay && self.source.replay_file.is_none() {
+            return Err(SettingsError::Invalid(
+                "the replay source needs a file: pass --replay-file <path.ndjson>".to_owned(),
+            ));
+        }
+        let limits = &self.limits;
+        if limits.max_frame_bytes < 64 {
+            return Err(SettingsError::Invalid(
+                "limits.max_frame_bytes must be at least 64".to_owned(),
+            ));
+        }
+        if limits.outbound_queue == 0 || limits.max_connections == 0 {
+            return Err(SettingsError::Invalid(
+                "limits.outbound_queue and limits.max_connections must be at least 1".to_owned(),
+            ));
+        }
+        if !(limits.messages_per_second > 0.0 && limits.message_burst >= 1.0) {
+            return Err(SettingsError::Invalid(
+                "limits.messages_per_second must be above 0 and limits.message_burst at least 1"
+                    .to_owned(),
+            ));
+        }
+        if limits.ping_interval_secs == 0 || limits.idle_timeout_secs <= limits.ping_interval_secs
+        {
+            return Err(SettingsError::Invalid(
+                "limits.idle_timeout_secs must be longer than limits.ping_interval_secs (> 0)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| SettingsError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["twitter-search"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_the_demo_offline_on_port_3000() {
+        let settings = Settings::default();
+        assert_eq!(settings.source.kind, SourceKind::Demo);
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.limits.max_frame_bytes, 4096);
+        assert_eq!(settings.limits.max_term_length, 512);
+    }
+
+    #[test]
+    fn the_project_leptos_toml_parses() {
+        let text = include_str!("../../Leptos.toml");
+        let settings = Settings::from_toml(text).unwrap();
+        assert_eq!(settings.source.kind, SourceKind::Demo);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:4000\"\n[source]\nkind = \"replay\"\nreplay_file = \"a.ndjson\"\nrate = 2.0\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let settings = Settings::load(&cli(&["--config", config])).unwrap();
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:4000");
+        assert_eq!(settings.source.kind, SourceKind::Replay);
+        assert_eq!(settings.source.rate, Some(2.0));
+        let settings = Settings::load(&cli(&[
+            "--config", config, "--rate", "0", "--loop", "--addr", "127.0.0.1:5000",
+        ]))
+        .unwrap();
+        assert_eq!(settings.source.rate, Some(0.0));
+        assert!(settings.source.loop_replay);
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "adress = \"x\"\n").unwrap();
+        let error = Settings::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("s.toml") && message.contains("adress"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_clearly() {
+        assert!(Cli::try_parse_from(["twitter-search", "--source", "myspace"]).is_err());
+        let error = Settings::load(&cli(&["--rate=-1"])).unwrap_err();
+        assert!(error.to_string().contains("--rate"));
+        let error = Settings::load(&cli(&["--source", "replay"])).unwrap_err();
+        assert!(error.to_string().contains("--replay-file"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The list of post cards: newest first, at most `limit` that are not
+//! fading out. Pure logic, so it is tested without a browser.
+
+use std::sync::Arc;
+
+use crate::wire::Tweet;
+
+/// How long a card takes to fade in or out (matches `style/main.css`).
+pub const FADE_MS: u64 = 250;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Card {
+    /// Stable identity for the keyed list; never reused on one page.
+    pub key: u64,
+    pub tweet: Arc<Tweet>,
+    /// Fading out: no longer counted against the limit, removed after [`FADE_MS`].
+    pub leaving: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Feed {
+    /// Newest first.
+    pub cards: Vec<Card>,
+    next_key: u64,
+}
+
+impl Feed {
+    /// Adds posts (given oldest first, as in a `tweets` message) on top and
+    /// returns the keys of the cards that must now fade out.
+    pub fn admit(&mut self, tweets: Vec<Arc<Tweet>>, limit: usize) -> Vec<u64> {
+        // Posts that would start fading out at once are not shown at all.
+        let skip = tweets.len().saturating_sub(limit);
+        for tweet in tweets.into_iter().skip(skip) {
+            self.next_key += 1;
+            self.cards.insert(
+                0,
+                Card {
+                    key: self.next_key,
+                    tweet,
+                    leaving: false,
+                },
+            );
+        }
+        self.enforce_limit(limit)
+    }
+
+    /// Marks the oldest cards beyond `limit` as leaving; returns their keys.
+    pub fn enforce_limit(&mut self, limit: usize) -> Vec<u64> {
+        let mut staying = 0;
+        let mut leaving = Vec::new();
+        for card in self.cards.iter_mut().filter(|c| !c.leaving) {
+            staying += 1;
+            if staying > limit {
+                card.leaving = true;
+                leaving.push(card.key);
+            }
+        }
+        leaving
+    }
+
+    /// Drops cards whose fade-out has finished.
+    pub fn remove(&mut self, keys: &[u64]) {
+        self.cards.retain(|c| !keys.contains(&c.key));
+    }
+
+    pub fn clear(&mut self) {
+        self.cards.clear();
+    }
+
+    pub fn is_leaving(&self, key: u64) -> bool {
+        self.cards.iter().any(|c| c.key == key && c.leaving)
+    }
+}
+
+/// The avatar to show: the post's own when it is an http(s) URL or a path
+/// on this site, otherwise the local placeholder.
+pub fn avatar_src(raw: &str) -> String {
+    if is_http_url(raw) || (raw.starts_with('/') && !raw.starts_with("//")) {
+        raw.to_owned()
+    } else {
+        PLACEHOLDER_AVATAR.to_owned()
+    }
+}
+
+/// The post's permalink, when it is a plain http(s) URL.
+pub fn safe_link(raw: Option<&str>) -> Option<String> {
+    raw.filter(|u| is_http_url(u)).map(str::to_owned)
+}
+
+pub const PLACEHOLDER_AVATAR: &str = "/avatar-placeholder.svg";
+
+fn is_http_url(raw: &str) -> bool {
+    let lower = raw.trim_start().get(..8).unwrap_or(raw).to_ascii_lowercase();
+    (lower.starts_with("http://") || lower.starts_with("https://")) && raw.len() > 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tweet(text: &str) -> Arc<Tweet> {
+        Arc::new(Tweet {
+            id: text.into(),
+            name: "n".into(),
+            screen_name: "n".into(),
+            text: text.into(),
+            user_profile_image: String::new(),
+            url: None,
+            created_at: String::new(),
+            lang: None,
+            source: "t".into(),
+        })
+    }
+
+    fn texts(feed: &Feed) -> Vec<(&str, bool)> {
+        feed.cards.iter().map(|c| (c.tweet.text.as_str(), c.leaving)).collect()
+    }
+
+    #[test]
+    fn newest_first_and_oldest_fade_out_past_the_limit() {
+        let mut feed = Feed::default();
+        assert!(feed.admit(vec![tweet("a"), tweet("b")], 2).is_empty());
+        let leaving = feed.admit(vec![tweet("c")], 2);
+        assert_eq!(texts(&feed), [("c", false), ("b", false), ("a", true)]);
+        feed.remove(&leaving);
+        assert_eq!(texts(&feed), [("c", false), ("b", false)]);
+    }
+
+    #[test]
+    fn leaving_cards_do_not_count() {
+        let mut feed = Feed::default();
+        feed.admit(vec![tweet("a"), tweet("b"), tweet("c")], 3);
+        let leaving = feed.enforce_limit(1);
+        assert_eq!(leaving.len(), 2);
+        feed.admit(vec![tweet("d")], 1);
+        assert_eq!(texts(&feed), [("d", false), ("c", true), ("b", true), ("a", true)]);
+    }
+
+    #[test]
+    fn a_big_batch_shows_only_its_newest() {
+        let mut feed = Feed::default();
+        let batch = (0..30).map(|i| tweet(&i.to_string())).collect();
+        feed.admit(batch, 5);
+        assert_eq!(feed.cards.len(), 5);
+        assert_eq!(feed.cards[0].tweet.text, "29");
+        assert_eq!(feed.cards[4].tweet.text, "25");
+    }
+
+    #[test]
+    fn avatars_must_be_http_or_local() {
+        assert_eq!(avatar_src("https://a.example/x.png"), "https://a.example/x.png");
+        assert_eq!(avatar_src("/avatars/ada.svg"), "/avatars/ada.svg");
+        assert_eq!(avatar_src(""), PLACEHOLDER_AVATAR);
+        assert_eq!(avatar_src("javascript:alert(1)"), PLACEHOLDER_AVATAR);
+        assert_eq!(avatar_src("data:image/svg+xml,<svg>"), PLACEHOLDER_AVATAR);
+        assert_eq!(avatar_src("//evil.example/x"), PLACEHOLDER_AVATAR);
+        assert_eq!(safe_link(Some("JavaScript:x")), None);
+        assert_eq!(safe_link(Some("HTTPS://x.example/1")).as_deref(), Some("HTTPS://x.example/1"));
+    }
+}
