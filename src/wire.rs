@@ -122,7 +122,11 @@ impl fmt::Display for ErrorCode {
 /// Posts are held in `Arc`s so that one post fanned out to many connections
 /// is never copied; serde writes them like plain values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerMessage {
     Hello {
         protocol: u32,
@@ -186,8 +190,8 @@ pub enum ClientMessageError {
 impl ClientMessage {
     /// Reads one browser frame, telling apart the ways it can be wrong.
     pub fn parse(text: &str) -> Result<ClientMessage, ClientMessageError> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ClientMessageError::NotJson(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ClientMessageError::NotJson(e.to_string()))?;
         let kind = value
             .get("type")
             .and_then(|t| t.as_str())

@@ -136,7 +136,10 @@ mod tests {
             assert!(matches_text(term, text), "{term:?} should match {text:?}");
         }
         for text in no {
-            assert!(!matches_text(term, text), "{term:?} should not match {text:?}");
+            assert!(
+                !matches_text(term, text),
+                "{term:?} should not match {text:?}"
+            );
         }
     }
 
@@ -163,7 +166,11 @@ mod tests {
 
     #[test]
     fn example_all_words() {
-        assert_table("rust wasm", &["wasm and rust", "Rust, then WASM."], &["rust only"]);
+        assert_table(
+            "rust wasm",
+            &["wasm and rust", "Rust, then WASM."],
+            &["rust only"],
+        );
     }
 
     #[test]
@@ -192,7 +199,11 @@ mod tests {
 
     #[test]
     fn example_hashtag() {
-        assert_table("#rustlang", &["new #RustLang release"], &["rustlang release"]);
+        assert_table(
+            "#rustlang",
+            &["new #RustLang release"],
+            &["rustlang release"],
+        );
     }
 
     #[test]
@@ -209,7 +220,11 @@ mod tests {
 
     #[test]
     fn example_link_path() {
-        assert_table("example.com/x", &["see https://www.example.com/x"], &["see example.com"]);
+        assert_table(
+            "example.com/x",
+            &["see https://www.example.com/x"],
+            &["see example.com"],
+        );
     }
 
     #[test]
@@ -237,7 +252,11 @@ mod tests {
 
     #[test]
     fn rule2_trims_punctuation_at_word_ends() {
-        assert_table("hello", &["hello.", "\"hello\"", "(hello)!", "¡hello!"], &["helloo"]);
+        assert_table(
+            "hello",
+            &["hello.", "\"hello\"", "(hello)!", "¡hello!"],
+            &["helloo"],
+        );
         assert_table("hello.", &["hello there"], &[]);
     }
 
@@ -245,7 +264,13 @@ mod tests {
     fn rule3_pieces_between_punctuation() {
         assert_table(
             "rust",
-            &["Rust", "#rust", "@rust", "rust-lang", "https://rust.example/"],
+            &[
+                "Rust",
+                "#rust",
+                "@rust",
+                "rust-lang",
+                "https://rust.example/",
+            ],
             &["rusty", "trust", "#rustlang", "@rustacean"],
         );
     }
@@ -253,14 +278,30 @@ mod tests {
     #[test]
     fn rule4_inner_punctuation_needs_whole_word() {
         assert_table("don't", &["I don't know"], &["don t", "dont"]);
-        assert_table("twitter's", &["I like Twitter's design"], &["visit @Twitter's office"]);
+        assert_table(
+            "twitter's",
+            &["I like Twitter's design"],
+            &["visit @Twitter's office"],
+        );
         assert_table(
             "example.com/news",
-            &["https://www.example.com/news", "http://example.com/news.", "example.com/news"],
+            &[
+                "https://www.example.com/news",
+                "http://example.com/news.",
+                "example.com/news",
+            ],
             &["example.com/news/today"],
         );
-        assert_table("example.com", &["go to example.com!"], &["example.com/news"]);
-        assert_table("www.example.com", &[], &["www.example.com", "https://www.example.com"]);
+        assert_table(
+            "example.com",
+            &["go to example.com!"],
+            &["example.com/news"],
+        );
+        assert_table(
+            "www.example.com",
+            &[],
+            &["www.example.com", "https://www.example.com"],
+        );
     }
 
     #[test]
@@ -283,10 +324,18 @@ mod tests {
 
     #[test]
     fn rule8_negation_forms() {
-        assert_table("rust -\"open source\"", &["rust source open"], &["rust open-source"]);
+        assert_table(
+            "rust -\"open source\"",
+            &["rust source open"],
+            &["rust open-source"],
+        );
         assert_table("rust -#go", &["rust go"], &["rust #go"]);
         assert_table("rust -@go", &["rust go"], &["rust @go"]);
-        assert_table("rust -(cats OR dogs)", &["rust birds"], &["rust dogs", "cats rust"]);
+        assert_table(
+            "rust -(cats OR dogs)",
+            &["rust birds"],
+            &["rust dogs", "cats rust"],
+        );
         let q = query("rust -from:bot -lang:fr");
         assert!(q.matches(&PreparedPost::from_parts("rust", "ada", Some("en"))));
         assert!(!q.matches(&PreparedPost::from_parts("rust", "bot", Some("en"))));
@@ -295,7 +344,11 @@ mod tests {
 
     #[test]
     fn rule9_hashtags_and_mentions() {
-        assert_table("#rust", &["(#RUST)", "#rust-lang news"], &["rust", "#rustlang"]);
+        assert_table(
+            "#rust",
+            &["(#RUST)", "#rust-lang news"],
+            &["rust", "#rustlang"],
+        );
         assert_table(
             "@ada",
             &["hi @ada", "hi @ada.bsky.social", "hi @ada@mastodon.social"],
@@ -360,7 +413,10 @@ mod tests {
         assert!(refused("rust -").contains("'-'"));
         assert!(refused("from:").contains("from:"));
         assert!(refused("rust lang:").contains("character 6"));
-        assert!(refused("-rust").contains("leaves words out") || refused("-rust").contains("only leaves"));
+        assert!(
+            refused("-rust").contains("leaves words out")
+                || refused("-rust").contains("only leaves")
+        );
         assert!(refused("go OR -rust").contains("character 7"));
         assert!(refused("-(a OR b)").contains("only leaves"));
     }
@@ -385,7 +441,13 @@ mod tests {
         let long = "é".repeat(513);
         let err = Query::parse(&long, 512).unwrap_err();
         assert_eq!(err.code(), crate::wire::ErrorCode::TermTooLong);
-        assert_eq!(err, QueryError::TooLong { length: 513, max: 512 });
+        assert_eq!(
+            err,
+            QueryError::TooLong {
+                length: 513,
+                max: 512
+            }
+        );
     }
 
     #[test]

@@ -168,9 +168,7 @@ impl Parser {
         }
         if alternatives.is_empty() {
             return Err(match group_open {
-                Some(open) => invalid(format!(
-                    "the parentheses at character {open} are empty"
-                )),
+                Some(open) => invalid(format!("the parentheses at character {open} are empty")),
                 None => invalid("the search is empty".to_owned()),
             });
         }

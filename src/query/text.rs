@@ -10,7 +10,9 @@ pub fn is_word_char(c: char) -> bool {
     c == '_'
         || matches!(
             c.general_category_group(),
-            GeneralCategoryGroup::Letter | GeneralCategoryGroup::Mark | GeneralCategoryGroup::Number
+            GeneralCategoryGroup::Letter
+                | GeneralCategoryGroup::Mark
+                | GeneralCategoryGroup::Number
         )
 }
 
@@ -100,11 +102,10 @@ impl PreparedPost {
             pieces: Vec::new(),
             hashtags: Vec::new(),
             mentions: Vec::new(),
-            author: screen_name
-                .trim()
-                .trim_start_matches('@')
-                .to_lowercase(),
-            lang: lang.map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()),
+            author: screen_name.trim().trim_start_matches('@').to_lowercase(),
+            lang: lang
+                .map(|l| l.trim().to_lowercase())
+                .filter(|l| !l.is_empty()),
         };
         let base = lower.as_ptr() as usize;
         let span_of = |s: &str| -> Span {
@@ -113,8 +114,7 @@ impl PreparedPost {
         };
         for raw in lower.split_whitespace() {
             // Leading brackets and quotes go, but `#` and `@` say what the word is.
-            let lead =
-                raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
+            let lead = raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
             let mut tagged = false;
             if let Some(rest) = lead.strip_prefix('#') {
                 tagged = true;
@@ -124,7 +124,9 @@ impl PreparedPost {
                 }
             } else if let Some(rest) = lead.strip_prefix('@') {
                 tagged = true;
-                let end = rest.find(|c: char| !is_handle_char(c)).unwrap_or(rest.len());
+                let end = rest
+                    .find(|c: char| !is_handle_char(c))
+                    .unwrap_or(rest.len());
                 let handle = trim_trailing_punctuation(&rest[..end]);
                 if !handle.is_empty() {
                     post.mentions.push(span_of(handle));

@@ -38,25 +38,103 @@ impl Metrics {
     /// The Prometheus exposition text; `active_searches` comes from the hub.
     pub fn render(&self, active_searches: usize) -> String {
         let rows: [(&str, &str, &str, u64); 15] = [
-            ("twitter_search_connections_open", "gauge", "WebSockets open now", self.get(&self.connections_open)),
-            ("twitter_search_connections_total", "counter", "WebSockets accepted since start", self.get(&self.connections_total)),
-            ("twitter_search_connections_refused_busy_total", "counter", "WebSockets closed with 1013 because the server was full", self.get(&self.connections_refused_busy)),
-            ("twitter_search_upgrades_refused_origin_total", "counter", "upgrades refused with 403 for their Origin", self.get(&self.upgrades_refused_origin)),
-            ("twitter_search_active_searches", "gauge", "distinct searches with at least one streaming connection", active_searches as u64),
-            ("twitter_search_posts_received_total", "counter", "posts received from the source", self.get(&self.posts_received)),
-            ("twitter_search_posts_delivered_total", "counter", "posts queued for a connection (one per post and connection)", self.get(&self.posts_delivered)),
-            ("twitter_search_posts_skipped_total", "counter", "posts dropped for a slow connection and reported to it with skipped", self.get(&self.posts_skipped)),
-            ("twitter_search_source_bad_records_total", "counter", "upstream records that could not be read and were skipped", self.get(&self.source_bad_records)),
-            ("twitter_search_messages_received_total", "counter", "messages received from browsers", self.get(&self.messages_received)),
-            ("twitter_search_messages_invalid_total", "counter", "browser messages answered with invalidMessage", self.get(&self.messages_invalid)),
-            ("twitter_search_messages_rate_limited_total", "counter", "browser messages refused with rateLimited", self.get(&self.messages_rate_limited)),
-            ("twitter_search_closed_frame_too_large_total", "counter", "connections closed with 1009", self.get(&self.closed_frame_too_large)),
-            ("twitter_search_closed_flood_total", "counter", "connections closed with 1008 for flooding", self.get(&self.closed_flood)),
-            ("twitter_search_closed_idle_total", "counter", "connections closed for not answering pings", self.get(&self.closed_idle)),
+            (
+                "twitter_search_connections_open",
+                "gauge",
+                "WebSockets open now",
+                self.get(&self.connections_open),
+            ),
+            (
+                "twitter_search_connections_total",
+                "counter",
+                "WebSockets accepted since start",
+                self.get(&self.connections_total),
+            ),
+            (
+                "twitter_search_connections_refused_busy_total",
+                "counter",
+                "WebSockets closed with 1013 because the server was full",
+                self.get(&self.connections_refused_busy),
+            ),
+            (
+                "twitter_search_upgrades_refused_origin_total",
+                "counter",
+                "upgrades refused with 403 for their Origin",
+                self.get(&self.upgrades_refused_origin),
+            ),
+            (
+                "twitter_search_active_searches",
+                "gauge",
+                "distinct searches with at least one streaming connection",
+                active_searches as u64,
+            ),
+            (
+                "twitter_search_posts_received_total",
+                "counter",
+                "posts received from the source",
+                self.get(&self.posts_received),
+            ),
+            (
+                "twitter_search_posts_delivered_total",
+                "counter",
+                "posts queued for a connection (one per post and connection)",
+                self.get(&self.posts_delivered),
+            ),
+            (
+                "twitter_search_posts_skipped_total",
+                "counter",
+                "posts dropped for a slow connection and reported to it with skipped",
+                self.get(&self.posts_skipped),
+            ),
+            (
+                "twitter_search_source_bad_records_total",
+                "counter",
+                "upstream records that could not be read and were skipped",
+                self.get(&self.source_bad_records),
+            ),
+            (
+                "twitter_search_messages_received_total",
+                "counter",
+                "messages received from browsers",
+                self.get(&self.messages_received),
+            ),
+            (
+                "twitter_search_messages_invalid_total",
+                "counter",
+                "browser messages answered with invalidMessage",
+                self.get(&self.messages_invalid),
+            ),
+            (
+                "twitter_search_messages_rate_limited_total",
+                "counter",
+                "browser messages refused with rateLimited",
+                self.get(&self.messages_rate_limited),
+            ),
+            (
+                "twitter_search_closed_frame_too_large_total",
+                "counter",
+                "connections closed with 1009",
+                self.get(&self.closed_frame_too_large),
+            ),
+            (
+                "twitter_search_closed_flood_total",
+                "counter",
+                "connections closed with 1008 for flooding",
+                self.get(&self.closed_flood),
+            ),
+            (
+                "twitter_search_closed_idle_total",
+                "counter",
+                "connections closed for not answering pings",
+                self.get(&self.closed_idle),
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }

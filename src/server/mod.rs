@@ -57,7 +57,9 @@ impl UpstreamStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("the {0} source is not available in this version; use --source demo or --source replay")]
+    #[error(
+        "the {0} source is not available in this version; use --source demo or --source replay"
+    )]
     SourceUnavailable(&'static str),
     #[error("cannot read the replay file {path}: {source}")]
     ReplayFile {
@@ -129,7 +131,8 @@ pub async fn run(
         metrics.clone(),
     );
     let cancel = CancellationToken::new();
-    let (status_tx, status_rx) = watch::channel(UpstreamStatus::new(UpstreamState::Connecting, None));
+    let (status_tx, status_rx) =
+        watch::channel(UpstreamStatus::new(UpstreamState::Connecting, None));
     let (posts_tx, posts_rx) = mpsc::channel(SOURCE_QUEUE);
 
     let source_task = tokio::spawn(source.run(sources::SourceLink {
@@ -187,7 +190,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(state.hub.active_searches()),
     )
         .into_response()
@@ -199,7 +205,10 @@ fn svg_response(svg: String) -> Response {
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "public, max-age=86400"),
             // An SVG opened on its own is a document: let it run nothing.
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
         ],
         svg,
     )
@@ -234,10 +243,18 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
 }
 
-async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&headers, &state.settings.allowed_origins) {
         Metrics::inc(&state.metrics.upgrades_refused_origin);
-        return (StatusCode::FORBIDDEN, "this origin may not open the WebSocket\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open the WebSocket\n",
+        )
+            .into_response();
     }
     let context = state.socket.clone();
     // The transport's own cap only guards memory; the protocol's limit is
@@ -274,7 +291,10 @@ mod tests {
     fn same_host_and_listed_origins_are_allowed() {
         assert!(origin_allowed(&headers(None, "a:1"), &[]));
         assert!(origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]));
-        assert!(!origin_allowed(&headers(Some("http://evil.example"), "a:1"), &[]));
+        assert!(!origin_allowed(
+            &headers(Some("http://evil.example"), "a:1"),
+            &[]
+        ));
         assert!(!origin_allowed(&headers(Some("http://a:2"), "a:1"), &[]));
         assert!(origin_allowed(
             &headers(Some("https://app.example"), "a:1"),

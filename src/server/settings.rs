@@ -176,7 +176,11 @@ struct FileSource {
 
 /// The command line; every option also reads an environment variable.
 #[derive(Debug, Parser)]
-#[command(name = "twitter-search", version, about = "Live search over social media streams")]
+#[command(
+    name = "twitter-search",
+    version,
+    about = "Live search over social media streams"
+)]
 pub struct Cli {
     /// Settings file (TOML). Default: ./Leptos.toml when it exists.
     #[arg(long, env = "TWITTER_SEARCH_CONFIG")]
@@ -213,7 +217,11 @@ pub struct Cli {
     #[arg(long, env = "MASTODON_URL")]
     pub mastodon_url: Option<String>,
     /// Extra origins allowed to open the WebSocket, comma separated.
-    #[arg(long = "allowed-origin", env = "TWITTER_SEARCH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "TWITTER_SEARCH_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// Open WebSockets at most.
     #[arg(long, env = "TWITTER_SEARCH_MAX_CONNECTIONS")]
@@ -363,8 +371,7 @@ impl Settings {
                     .to_owned(),
             ));
         }
-        if limits.ping_interval_secs == 0 || limits.idle_timeout_secs <= limits.ping_interval_secs
-        {
+        if limits.ping_interval_secs == 0 || limits.idle_timeout_secs <= limits.ping_interval_secs {
             return Err(SettingsError::Invalid(
                 "limits.idle_timeout_secs must be longer than limits.ping_interval_secs (> 0)"
                     .to_owned(),
@@ -426,7 +433,13 @@ mod tests {
         assert_eq!(settings.source.kind, SourceKind::Replay);
         assert_eq!(settings.source.rate, Some(2.0));
         let settings = Settings::load(&cli(&[
-            "--config", config, "--rate", "0", "--loop", "--addr", "127.0.0.1:5000",
+            "--config",
+            config,
+            "--rate",
+            "0",
+            "--loop",
+            "--addr",
+            "127.0.0.1:5000",
         ]))
         .unwrap();
         assert_eq!(settings.source.rate, Some(0.0));
@@ -441,7 +454,10 @@ mod tests {
         std::fs::write(&path, "adress = \"x\"\n").unwrap();
         let error = Settings::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("s.toml") && message.contains("adress"), "{message}");
+        assert!(
+            message.contains("s.toml") && message.contains("adress"),
+            "{message}"
+        );
     }
 
     #[test]

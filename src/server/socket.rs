@@ -123,7 +123,11 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         Err(error) => {
             Metrics::inc(&context.metrics.connections_refused_busy);
             warn!(%error, "refusing WebSocket");
-            let _ = send(&mut socket, &ServerMessage::error(ErrorCode::ServerBusy, error.to_string())).await;
+            let _ = send(
+                &mut socket,
+                &ServerMessage::error(ErrorCode::ServerBusy, error.to_string()),
+            )
+            .await;
             close(&mut socket, close_code::TRY_AGAIN_LATER, "server full").await;
             return;
         }
@@ -143,7 +147,9 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
     let reason = connection.run().await;
     Metrics::dec(&context.metrics.connections_open);
     match &reason {
-        Disconnect::ClientClosed | Disconnect::ShuttingDown => debug!(connection = id, %reason, "WebSocket closed"),
+        Disconnect::ClientClosed | Disconnect::ShuttingDown => {
+            debug!(connection = id, %reason, "WebSocket closed")
+        }
         _ => info!(connection = id, %reason, "WebSocket closed"),
     }
 }
@@ -230,7 +236,12 @@ impl Connection {
             return Err(Disconnect::ClientClosed);
         }
         let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
-        if skipped > 0 && self.send(&ServerMessage::Skipped { count: skipped }).await.is_err() {
+        if skipped > 0
+            && self
+                .send(&ServerMessage::Skipped { count: skipped })
+                .await
+                .is_err()
+        {
             return Err(Disconnect::ClientClosed);
         }
         Ok(())
@@ -241,7 +252,10 @@ impl Connection {
         Metrics::inc(&self.context.metrics.messages_received);
         if size > self.context.limits.max_frame_bytes {
             Metrics::inc(&self.context.metrics.closed_frame_too_large);
-            let reason = format!("frame of {size} bytes is over the {} byte limit", self.context.limits.max_frame_bytes);
+            let reason = format!(
+                "frame of {size} bytes is over the {} byte limit",
+                self.context.limits.max_frame_bytes
+            );
             close(&mut self.socket, close_code::MESSAGE_TOO_BIG, &reason).await;
             return Err(Disconnect::FrameTooLarge(size));
         }
@@ -249,7 +263,12 @@ impl Connection {
             Metrics::inc(&self.context.metrics.messages_rate_limited);
             if self.limiter.strikes > self.context.limits.flood_strikes {
                 Metrics::inc(&self.context.metrics.closed_flood);
-                close(&mut self.socket, close_code::POLICY_VIOLATION, "too many messages").await;
+                close(
+                    &mut self.socket,
+                    close_code::POLICY_VIOLATION,
+                    "too many messages",
+                )
+                .await;
                 return Err(Disconnect::Flood);
             }
             if self.limiter.strikes == 1 {
@@ -257,20 +276,29 @@ impl Connection {
                     "too many messages: at most {} per second; this one was ignored",
                     self.context.limits.messages_per_second
                 );
-                return self.reply(&ServerMessage::error(ErrorCode::RateLimited, message)).await;
+                return self
+                    .reply(&ServerMessage::error(ErrorCode::RateLimited, message))
+                    .await;
             }
             return Ok(());
         }
         let Some(text) = text else {
             Metrics::inc(&self.context.metrics.messages_invalid);
             let message = "binary frames are not understood: send JSON text frames";
-            return self.reply(&ServerMessage::error(ErrorCode::InvalidMessage, message)).await;
+            return self
+                .reply(&ServerMessage::error(ErrorCode::InvalidMessage, message))
+                .await;
         };
         let command = match ClientMessage::parse(text) {
             Ok(command) => command,
             Err(error) => {
                 Metrics::inc(&self.context.metrics.messages_invalid);
-                return self.reply(&ServerMessage::error(ErrorCode::InvalidMessage, error.to_string())).await;
+                return self
+                    .reply(&ServerMessage::error(
+                        ErrorCode::InvalidMessage,
+                        error.to_string(),
+                    ))
+                    .await;
             }
         };
         let answer = match command {
@@ -298,7 +326,9 @@ impl Connection {
     }
 
     async fn reply(&mut self, message: &ServerMessage) -> Result<(), Disconnect> {
-        self.send(message).await.map_err(|_| Disconnect::ClientClosed)
+        self.send(message)
+            .await
+            .map_err(|_| Disconnect::ClientClosed)
     }
 
     async fn send(&mut self, message: &ServerMessage) -> Result<(), axum::Error> {

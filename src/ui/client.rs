@@ -76,7 +76,10 @@ mod browser {
     use crate::ui::PageState;
     use crate::wire::{ClientMessage, ErrorCode, ServerMessage};
 
-    pub async fn run(state: PageState, mut commands: futures::channel::mpsc::UnboundedReceiver<Command>) {
+    pub async fn run(
+        state: PageState,
+        mut commands: futures::channel::mpsc::UnboundedReceiver<Command>,
+    ) {
         let url = socket_url();
         let mut failures = 0;
         loop {
@@ -96,7 +99,9 @@ mod browser {
             Ok("https:") => "wss",
             _ => "ws",
         };
-        let host = location.host().unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+        let host = location
+            .host()
+            .unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
         format!("{scheme}://{host}/ws")
     }
 
@@ -143,7 +148,9 @@ mod browser {
                 return true;
             }
         }
-        let incoming = read.map(Event::Incoming).chain(futures::stream::once(futures::future::ready(Event::Closed)));
+        let incoming = read
+            .map(Event::Incoming)
+            .chain(futures::stream::once(futures::future::ready(Event::Closed)));
         let outgoing = commands.by_ref().map(Event::Outgoing);
         let mut events = futures::stream::select(incoming, outgoing);
         while let Some(event) = events.next().await {
@@ -198,7 +205,10 @@ mod browser {
             }
             ServerMessage::StreamState { streaming } => state.streaming.set(streaming),
             ServerMessage::Skipped { count } => state.skipped.update(|s| *s += count),
-            ServerMessage::Upstream { state: upstream, detail } => state.upstream.set(Some((upstream, detail))),
+            ServerMessage::Upstream {
+                state: upstream,
+                detail,
+            } => state.upstream.set(Some((upstream, detail))),
             ServerMessage::Error { code, message } => {
                 let shown = match code {
                     ErrorCode::InvalidTerm | ErrorCode::TermTooLong => message,

@@ -90,7 +90,11 @@ pub fn safe_link(raw: Option<&str>) -> Option<String> {
 pub const PLACEHOLDER_AVATAR: &str = "/avatar-placeholder.svg";
 
 fn is_http_url(raw: &str) -> bool {
-    let lower = raw.trim_start().get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let lower = raw
+        .trim_start()
+        .get(..8)
+        .unwrap_or(raw)
+        .to_ascii_lowercase();
     (lower.starts_with("http://") || lower.starts_with("https://")) && raw.len() > 8
 }
 
@@ -113,7 +117,10 @@ mod tests {
     }
 
     fn texts(feed: &Feed) -> Vec<(&str, bool)> {
-        feed.cards.iter().map(|c| (c.tweet.text.as_str(), c.leaving)).collect()
+        feed.cards
+            .iter()
+            .map(|c| (c.tweet.text.as_str(), c.leaving))
+            .collect()
     }
 
     #[test]
@@ -133,7 +140,10 @@ mod tests {
         let leaving = feed.enforce_limit(1);
         assert_eq!(leaving.len(), 2);
         feed.admit(vec![tweet("d")], 1);
-        assert_eq!(texts(&feed), [("d", false), ("c", true), ("b", true), ("a", true)]);
+        assert_eq!(
+            texts(&feed),
+            [("d", false), ("c", true), ("b", true), ("a", true)]
+        );
     }
 
     #[test]
@@ -148,13 +158,19 @@ mod tests {
 
     #[test]
     fn avatars_must_be_http_or_local() {
-        assert_eq!(avatar_src("https://a.example/x.png"), "https://a.example/x.png");
+        assert_eq!(
+            avatar_src("https://a.example/x.png"),
+            "https://a.example/x.png"
+        );
         assert_eq!(avatar_src("/avatars/ada.svg"), "/avatars/ada.svg");
         assert_eq!(avatar_src(""), PLACEHOLDER_AVATAR);
         assert_eq!(avatar_src("javascript:alert(1)"), PLACEHOLDER_AVATAR);
         assert_eq!(avatar_src("data:image/svg+xml,<svg>"), PLACEHOLDER_AVATAR);
         assert_eq!(avatar_src("//evil.example/x"), PLACEHOLDER_AVATAR);
         assert_eq!(safe_link(Some("JavaScript:x")), None);
-        assert_eq!(safe_link(Some("HTTPS://x.example/1")).as_deref(), Some("HTTPS://x.example/1"));
+        assert_eq!(
+            safe_link(Some("HTTPS://x.example/1")).as_deref(),
+            Some("HTTPS://x.example/1")
+        );
     }
 }

@@ -87,13 +87,19 @@ impl PageState {
     /// Shows new posts and starts the fade-out of those past the limit.
     pub fn admit(&self, tweets: Vec<Arc<Tweet>>) {
         let limit = self.limit.get_untracked();
-        let leaving = self.feed.try_update(|feed| feed.admit(tweets, limit)).unwrap_or_default();
+        let leaving = self
+            .feed
+            .try_update(|feed| feed.admit(tweets, limit))
+            .unwrap_or_default();
         self.remove_later(leaving);
     }
 
     fn apply_limit(&self) {
         let limit = self.limit.get_untracked();
-        let leaving = self.feed.try_update(|feed| feed.enforce_limit(limit)).unwrap_or_default();
+        let leaving = self
+            .feed
+            .try_update(|feed| feed.enforce_limit(limit))
+            .unwrap_or_default();
         self.remove_later(leaving);
     }
 
@@ -144,7 +150,10 @@ fn SearchPage() -> impl IntoView {
         match (state.link.get(), upstream) {
             (LinkState::Connecting, _) => ("connecting", "Connecting…".to_owned()),
             (LinkState::Reconnecting, _) => ("reconnecting", "Reconnecting…".to_owned()),
-            (LinkState::Connected, Some((UpstreamState::Failed | UpstreamState::Reconnecting, detail))) => (
+            (
+                LinkState::Connected,
+                Some((UpstreamState::Failed | UpstreamState::Reconnecting, detail)),
+            ) => (
                 "upstream-down",
                 match detail {
                     Some(detail) => format!("Source unavailable: {detail}"),

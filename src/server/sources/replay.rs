@@ -58,10 +58,12 @@ impl Replay {
             .clone()
             .unwrap_or_else(|| PathBuf::from("replay.ndjson"));
         // Fail at start-up, not in a background task, when the file is missing.
-        File::open(&path).await.map_err(|source| ServerError::ReplayFile {
-            path: path.clone(),
-            source,
-        })?;
+        File::open(&path)
+            .await
+            .map_err(|source| ServerError::ReplayFile {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Replay {
             path,
             rate: settings.rate.unwrap_or(DEFAULT_RATE),
@@ -80,18 +82,27 @@ impl Replay {
                 Ok(None) => return,
                 Err(error) => {
                     warn!(%file, %error, "replay file unreadable");
-                    link.set_status(UpstreamState::Failed, Some(format!("cannot read the replay file: {error}")));
+                    link.set_status(
+                        UpstreamState::Failed,
+                        Some(format!("cannot read the replay file: {error}")),
+                    );
                     return;
                 }
             };
             if !self.loop_replay {
                 info!(%file, posts = good, "replay finished");
-                link.set_status(UpstreamState::Connected, Some(format!("replay finished after {good} posts")));
+                link.set_status(
+                    UpstreamState::Connected,
+                    Some(format!("replay finished after {good} posts")),
+                );
                 return;
             }
             if good == 0 {
                 warn!(%file, "replay file holds no readable post; not looping");
-                link.set_status(UpstreamState::Failed, Some("the replay file holds no readable post".to_owned()));
+                link.set_status(
+                    UpstreamState::Failed,
+                    Some("the replay file holds no readable post".to_owned()),
+                );
                 return;
             }
         }
@@ -99,12 +110,18 @@ impl Replay {
 
     /// Plays the file once; `Ok(None)` when the server is stopping,
     /// otherwise the number of posts emitted.
-    async fn play_once(&self, link: &SourceLink, pacer: &mut Pacer) -> std::io::Result<Option<u64>> {
+    async fn play_once(
+        &self,
+        link: &SourceLink,
+        pacer: &mut Pacer,
+    ) -> std::io::Result<Option<u64>> {
         let mut reader = BufReader::new(File::open(&self.path).await?);
         let mut buffer = Vec::new();
         let mut line_number = 0u64;
         let mut good = 0u64;
-        while let Some(too_long) = read_line_capped(&mut reader, &mut buffer, MAX_LINE_BYTES).await? {
+        while let Some(too_long) =
+            read_line_capped(&mut reader, &mut buffer, MAX_LINE_BYTES).await?
+        {
             line_number += 1;
             let parsed = if too_long {
                 Err(BadLine::TooLong)

@@ -1,0 +1,100 @@
+//! Plain HTTP endpoints and the replay source's handling of broken input.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{post_line, Client, TestServer};
+
+#[tokio::test]
+async fn healthz_answers_200() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.trim(), "ok");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, body) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("# TYPE twitter_search_posts_received_total counter"),
+        "{body}"
+    );
+    assert!(body.contains("twitter_search_connections_open 0"), "{body}");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn avatars_are_generated_locally_and_safe() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    let (status, body) = server.get("/avatars/ada_lovelace.svg").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<svg"), "{body}");
+    let (status, body) = server.get("/avatars/%3Cscript%3E.svg").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("<script"), "{body}");
+    let (status, _) = server.get("/avatar-placeholder.svg").await;
+    assert_eq!(status, 200);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn bad_replay_lines_are_counted_and_skipped() {
+    let lines = vec![
+        post_line(1, "good one"),
+        "{not json".to_owned(),
+        "[1,2,3]".to_owned(),
+        r#"{"id":"","name":"x","screen_name":"x","text":"good but no id","created_at":"t"}"#
+            .to_owned(),
+        String::new(),
+        post_line(2, "good two"),
+    ];
+    let server = TestServer::replay(&lines, |s| s.source.rate = Some(50.0)).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search("good").await;
+    let mut texts = client.tweets(4).await;
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts, ["good one", "good two"]);
+    let (_, metrics) = server.get("/metrics").await;
+    let bad: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("twitter_search_source_bad_records_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        bad >= 3 && bad.is_multiple_of(3),
+        "three bad lines per pass, got {bad}"
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn page_is_rendered_on_the_server() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    let (status, body) = server.get("/").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "name=\"search\"",
+        "id=\"searchTerm\"",
+        "id=\"toggle-button\"",
+        "id=\"slider\"",
+        "id=\"sliderValue\"",
+        "id=\"clear-button\"",
+        "id=\"tweet-container\"",
+        "id=\"search-error\"",
+        "id=\"connection-state\"",
+        "/pkg/twitter-search.css",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in the page");
+    }
+    server.shut_down().await;
+}

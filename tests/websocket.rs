@@ -1,0 +1,509 @@
+//! The WebSocket protocol of PROTOCOL.md against the real server.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{post_line, Client, Next, TestServer};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use twitter_search::wire::{ErrorCode, ServerMessage, UpstreamState};
+
+use futures::SinkExt;
+
+fn pets() -> Vec<String> {
+    (0..40)
+        .map(|i| {
+            let text = if i % 2 == 0 {
+                format!("cats nap {i}")
+            } else {
+                format!("dogs run {i}")
+            };
+            post_line(i, &text)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn greets_with_hello_then_upstream_state() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = server.client().await;
+    match client.recv().await {
+        ServerMessage::Hello {
+            protocol,
+            source,
+            limits,
+        } => {
+            assert_eq!(protocol, 1);
+            assert_eq!(source, "replay");
+            assert_eq!(limits.max_term_length, 512);
+        }
+        other => panic!("expected hello, got {other:?}"),
+    }
+    match client.recv().await {
+        ServerMessage::Upstream { state, .. } => {
+            assert!(matches!(
+                state,
+                UpstreamState::Connected | UpstreamState::Connecting
+            ))
+        }
+        other => panic!("expected upstream, got {other:?}"),
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn connection_without_search_receives_no_posts() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    assert!(client
+        .tweets_within(Duration::from_millis(600))
+        .await
+        .is_empty());
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn update_term_is_acknowledged_as_understood() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search("  cats \t photo ").await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::UpdatedTerm {
+            term: "cats photo".into()
+        }
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn only_matching_posts_arrive() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search("cats").await;
+    let texts = client.tweets(10).await;
+    assert!(texts.iter().all(|t| t.starts_with("cats nap")), "{texts:?}");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn two_connections_get_their_own_posts() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut cats = Client::greeted(server.addr).await;
+    let mut dogs = Client::greeted(server.addr).await;
+    cats.search("cats").await;
+    dogs.search("dogs").await;
+    let cat_texts = cats.tweets(6).await;
+    let dog_texts = dogs.tweets(6).await;
+    assert!(
+        cat_texts.iter().all(|t| t.contains("cats")),
+        "{cat_texts:?}"
+    );
+    assert!(
+        dog_texts.iter().all(|t| t.contains("dogs")),
+        "{dog_texts:?}"
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn stop_and_start_stream() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    let mut other = Client::greeted(server.addr).await;
+    client.search("cats").await;
+    other.search("cats").await;
+    client.tweets(2).await;
+    client.send_json(json!({"type": "stopStream"})).await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::StreamState { streaming: false }
+    );
+    assert!(client
+        .tweets_within(Duration::from_millis(700))
+        .await
+        .is_empty());
+    // Stopping one browser does not stop another.
+    assert!(!other.tweets(3).await.is_empty());
+    client.send_json(json!({"type": "startStream"})).await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::StreamState { streaming: true }
+    );
+    assert!(client.tweets(2).await.iter().all(|t| t.contains("cats")));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn new_search_resumes_a_stopped_stream() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search("cats").await;
+    client.recv_reply().await;
+    client.send_json(json!({"type": "stopStream"})).await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::StreamState { streaming: false }
+    );
+    client.search("dogs").await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::UpdatedTerm {
+            term: "dogs".into()
+        }
+    );
+    let texts = client.tweets(3).await;
+    assert!(texts.iter().all(|t| t.contains("dogs")), "{texts:?}");
+    server.shut_down().await;
+}
+
+async fn expect_error(client: &mut Client, code: ErrorCode) -> String {
+    match client.recv_reply().await {
+        ServerMessage::Error { code: got, message } => {
+            assert_eq!(got, code, "{message}");
+            message
+        }
+        other => panic!("expected {code} error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invalid_messages_are_answered_without_closing() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    for bad in [
+        "not json",
+        "[1,2,3]",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"updateTerm"}"#,
+        r#"{"type":"updateTerm","term":42}"#,
+        r#"{"term":"x"}"#,
+    ] {
+        client.send_text(bad).await;
+        let message = expect_error(&mut client, ErrorCode::InvalidMessage).await;
+        assert!(!message.is_empty());
+    }
+    client
+        .socket
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    expect_error(&mut client, ErrorCode::InvalidMessage).await;
+    // Still open and still working.
+    client.search("cats").await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::UpdatedTerm {
+            term: "cats".into()
+        }
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn refused_search_keeps_the_previous_one() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search("cats").await;
+    client.recv_reply().await;
+    for bad in [
+        "",
+        "rust OR",
+        "\"open",
+        "(a",
+        "-rust",
+        "go OR -rust",
+        "from:",
+        "lang:",
+        "rust -",
+    ] {
+        client.search(bad).await;
+        let message = expect_error(&mut client, ErrorCode::InvalidTerm).await;
+        assert!(!message.is_empty(), "{bad:?}");
+    }
+    client.search("\"open").await;
+    let message = expect_error(&mut client, ErrorCode::InvalidTerm).await;
+    assert!(message.contains("character 1"), "{message}");
+    client.search(&"a".repeat(513)).await;
+    let message = expect_error(&mut client, ErrorCode::TermTooLong).await;
+    assert!(message.contains("512"), "{message}");
+    let texts = client.tweets(4).await;
+    assert!(texts.iter().all(|t| t.contains("cats")), "{texts:?}");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn query_md_examples_hold_through_the_server() {
+    let texts = [
+        "I love Rust!",
+        "rusty nails",
+        "wasm and rust",
+        "rust only",
+        "golang rocks",
+        "open-source rocks",
+        "source is open",
+        "leptos vs react",
+        "leptos is neat",
+        "new #RustLang release",
+        "rustlang release",
+        "a dogs photo",
+        "a cats video",
+        "see https://www.example.com/x",
+        "see example.com",
+        "foo.example.com/bar",
+        "an example",
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| post_line(i, t))
+        .collect();
+    let server = TestServer::replay(&lines, |s| s.source.rate = Some(100.0)).await;
+    let cases: [(&str, &[&str]); 7] = [
+        ("rust wasm", &["wasm and rust"]),
+        ("\"open source\"", &["open-source rocks"]),
+        ("leptos -react", &["leptos is neat"]),
+        ("#rustlang", &["new #RustLang release"]),
+        ("(cats OR dogs) photo", &["a dogs photo"]),
+        ("example.com/x", &["see https://www.example.com/x"]),
+        (
+            "example com",
+            &[
+                "see https://www.example.com/x",
+                "see example.com",
+                "foo.example.com/bar",
+            ],
+        ),
+    ];
+    for (term, expected) in cases {
+        let mut client = Client::greeted(server.addr).await;
+        client.search(term).await;
+        client.recv_reply().await;
+        // Two full passes over the looping file.
+        let mut seen = client.tweets_within(Duration::from_millis(450)).await;
+        seen.sort();
+        seen.dedup();
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(seen, expected, "search {term:?}");
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_with_1009() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    let big = json!({"type": "updateTerm", "term": "x".repeat(5000)}).to_string();
+    client.send_text(&big).await;
+    assert_eq!(client.closed().await, Some(CloseCode::Size));
+    // The server is still fine for others.
+    let mut other = Client::greeted(server.addr).await;
+    other.search("cats").await;
+    assert!(matches!(
+        other.recv_reply().await,
+        ServerMessage::UpdatedTerm { .. }
+    ));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn huge_frame_beyond_transport_cap_is_refused_without_harm() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    let huge = "y".repeat(2 * 1024 * 1024);
+    let _ = client.socket.send(Message::text(huge)).await;
+    match client.next().await {
+        Next::Closed(close) => {
+            if let Some((code, _)) = close {
+                assert_eq!(code, CloseCode::Size);
+            }
+        }
+        Next::Message(m) => panic!("expected the connection to close, got {m:?}"),
+    }
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn flood_is_rate_limited_then_closed_with_1008() {
+    let server = TestServer::replay(&pets(), |s| {
+        s.limits.messages_per_second = 5.0;
+        s.limits.message_burst = 5.0;
+        s.limits.flood_strikes = 10;
+    })
+    .await;
+    let mut client = Client::greeted(server.addr).await;
+    for _ in 0..40 {
+        if client
+            .socket
+            .send(Message::text(r#"{"type":"startStream"}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut saw_rate_limited = false;
+    let code = loop {
+        match client.next().await {
+            Next::Message(ServerMessage::Error { code, .. }) => {
+                assert_eq!(code, ErrorCode::RateLimited);
+                saw_rate_limited = true;
+            }
+            Next::Message(_) => {}
+            Next::Closed(close) => break close.map(|(code, _)| code),
+        }
+    };
+    assert!(saw_rate_limited);
+    assert_eq!(code, Some(CloseCode::Policy));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_short_burst_is_only_told_rate_limited() {
+    let server = TestServer::replay(&pets(), |s| {
+        s.limits.messages_per_second = 5.0;
+        s.limits.message_burst = 3.0;
+    })
+    .await;
+    let mut client = Client::greeted(server.addr).await;
+    for _ in 0..5 {
+        client.send_text(r#"{"type":"startStream"}"#).await;
+    }
+    let mut replies = Vec::new();
+    while replies.len() < 4 {
+        replies.push(client.recv_reply().await);
+    }
+    assert!(replies.iter().any(|r| matches!(
+        r,
+        ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        }
+    )));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.search("cats").await;
+    assert_eq!(
+        client.recv_reply().await,
+        ServerMessage::UpdatedTerm {
+            term: "cats".into()
+        }
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn full_server_answers_server_busy_and_closes_with_1013() {
+    let server = TestServer::replay(&pets(), |s| s.limits.max_connections = 1).await;
+    let _first = Client::greeted(server.addr).await;
+    let mut second = server.client().await;
+    assert!(matches!(second.recv().await, ServerMessage::Hello { .. }));
+    match second.recv().await {
+        ServerMessage::Error { code, message } => {
+            assert_eq!(code, ErrorCode::ServerBusy);
+            assert!(message.contains("full"), "{message}");
+        }
+        other => panic!("expected serverBusy, got {other:?}"),
+    }
+    assert_eq!(second.closed().await, Some(CloseCode::Again));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_cross_origin_upgrade_with_403() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    let mut same = server.ws_url().into_client_request().unwrap();
+    same.headers_mut()
+        .insert("Origin", format!("http://{}", server.addr).parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(same).await.is_ok());
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn slow_client_gets_skipped_notice_and_nothing_is_lost_silently() {
+    const POSTS: usize = 1500;
+    let padding = "x".repeat(20_000);
+    let lines: Vec<String> = (0..POSTS)
+        .map(|i| post_line(i, &format!("match {i} {padding}")))
+        .collect();
+    let server = TestServer::replay(&lines, |s| {
+        s.source.rate = Some(0.0);
+        s.source.loop_replay = false;
+        s.limits.outbound_queue = 4;
+    })
+    .await;
+    // Subscribe first, then stop reading while the server keeps sending.
+    let mut client = Client::greeted(server.addr).await;
+    client.search("match").await;
+    let mut received = 0usize;
+    let mut skipped = 0u64;
+    loop {
+        match client.recv().await {
+            ServerMessage::UpdatedTerm { .. } => break,
+            ServerMessage::Tweets { tweets } => received += tweets.len(),
+            _ => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Posts emitted before the search was accepted never matched anything.
+    while received + (skipped as usize) < POSTS - 50 {
+        match client.next().await {
+            Next::Message(ServerMessage::Tweets { tweets }) => received += tweets.len(),
+            Next::Message(ServerMessage::Skipped { count }) => skipped += count,
+            Next::Message(_) => {}
+            Next::Closed(c) => panic!("closed early: {c:?}"),
+        }
+    }
+    assert!(
+        skipped > 0,
+        "a client that did not read for 2 s must be told what it missed"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("twitter_search_posts_skipped_total"),
+        "{metrics}"
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn idle_client_is_closed_after_the_timeout() {
+    let server = TestServer::replay(&pets(), |s| {
+        s.limits.ping_interval_secs = 1;
+        s.limits.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut client = Client::greeted(server.addr).await;
+    // Not reading means not answering pings.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(client.closed().await, Some(CloseCode::Away));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001() {
+    let server = TestServer::replay(&pets(), |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    let addr = server.addr;
+    let stopping = tokio::spawn(server.shut_down());
+    assert_eq!(client.closed().await, Some(CloseCode::Away));
+    stopping.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
