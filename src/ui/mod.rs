@@ -28,6 +28,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -165,6 +166,26 @@ fn SearchPage() -> impl IntoView {
     };
 
     view! {
+        <Masthead state link_label/>
+        <main class="container">
+            <Controls state typed has_term on_submit on_toggle on_slider/>
+            <Results state has_term/>
+        </main>
+        <footer class="footer">
+            <p>"Search words: spaces mean all of them, commas or OR mean any; \"quotes\" for a phrase, -word to leave out, #tag, @name, from:handle, lang:en."</p>
+        </footer>
+    }
+}
+
+// The page is split into parts whose views are type-erased (`into_any`):
+// one nested view type for the whole page is too deep for the compiler.
+
+#[component]
+fn Masthead(
+    state: PageState,
+    link_label: impl Fn() -> (&'static str, String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
         <header class="masthead">
             <h1>"Twitter Search"</h1>
             <p class="tagline">"Posts that match your search, the moment they are published."</p>
@@ -174,72 +195,92 @@ fn SearchPage() -> impl IntoView {
                 {move || state.source.get().map(|s| format!(" · source: {s}"))}
             </p>
         </header>
-        <main class="container">
-            <section class="controls">
-                <form name="search" class="search-form" on:submit=on_submit>
-                    <label for="searchTerm" class="visually-hidden">"Search"</label>
-                    <input
-                        type="search"
-                        id="searchTerm"
-                        name="searchTerm"
-                        placeholder="music, rust OR python, #news, coffee -tea"
-                        autocomplete="off"
-                        maxlength="512"
-                        on:input=move |ev| typed.set(event_target_value(&ev))
-                        prop:value=move || typed.get()
-                    />
-                    <button type="submit" class="btn btn-primary">"Search"</button>
-                    <button
-                        type="button"
-                        id="toggle-button"
-                        class="btn"
-                        class:stopped=move || !state.streaming.get()
-                        hidden=move || !has_term()
-                        on:click=on_toggle
-                    >
-                        {move || if state.streaming.get() { "Stop Streaming" } else { "Start Streaming" }}
-                    </button>
-                </form>
-                <p id="search-error" role="alert">{move || state.search_error.get()}</p>
-                <div class="slider-row">
-                    <label for="slider">"Posts on screen: "</label>
-                    <input
-                        type="range"
-                        id="slider"
-                        min=MIN_LIMIT.to_string()
-                        max=MAX_LIMIT.to_string()
-                        step="1"
-                        value=DEFAULT_LIMIT.to_string()
-                        prop:value=move || state.limit.get().to_string()
-                        on:input=on_slider
-                        on:change=on_slider
-                    />
-                    <output id="sliderValue" for="slider">{move || state.limit.get()}</output>
-                    <button type="button" id="clear-button" class="btn" on:click=move |_| state.feed.update(Feed::clear)>
-                        "Clear"
-                    </button>
-                </div>
-            </section>
-            <h2 class="results-heading" hidden=move || !has_term()>
-                "Displaying Tweets for \""
-                <span id="search-term">{move || state.term.get().unwrap_or_default()}</span>
-                "\""
-            </h2>
-            <p id="skipped-notice" class="notice" hidden=move || state.skipped.get() == 0>
-                {move || format!("{} matching posts were skipped because this page fell behind.", state.skipped.get())}
-            </p>
-            <div id="tweet-container" aria-live="polite">
-                <For
-                    each=move || state.feed.get().cards
-                    key=|card| card.key
-                    children=move |card: Card| view! { <TweetCard card state/> }
-                />
-            </div>
-        </main>
-        <footer class="footer">
-            <p>"Search words: spaces mean all of them, commas or OR mean any; \"quotes\" for a phrase, -word to leave out, #tag, @name, from:handle, lang:en."</p>
-        </footer>
     }
+    .into_any()
+}
+
+#[component]
+fn Controls(
+    state: PageState,
+    typed: RwSignal<String>,
+    has_term: impl Fn() -> bool + Copy + Send + Sync + 'static,
+    on_submit: impl FnMut(leptos::ev::SubmitEvent) + 'static,
+    on_toggle: impl FnMut(leptos::ev::MouseEvent) + 'static,
+    on_slider: impl Fn(leptos::ev::Event) + Copy + 'static,
+) -> impl IntoView {
+    view! {
+        <section class="controls">
+            <form name="search" class="search-form" on:submit=on_submit>
+                <label for="searchTerm" class="visually-hidden">"Search"</label>
+                <input
+                    type="search"
+                    id="searchTerm"
+                    name="searchTerm"
+                    placeholder="music, rust OR python, #news, coffee -tea"
+                    autocomplete="off"
+                    maxlength="512"
+                    on:input=move |ev| typed.set(event_target_value(&ev))
+                    prop:value=move || typed.get()
+                />
+                <button type="submit" class="btn btn-primary">"Search"</button>
+                <button
+                    type="button"
+                    id="toggle-button"
+                    class="btn"
+                    class:stopped=move || !state.streaming.get()
+                    hidden=move || !has_term()
+                    on:click=on_toggle
+                >
+                    {move || if state.streaming.get() { "Stop Streaming" } else { "Start Streaming" }}
+                </button>
+            </form>
+            <p id="search-error" role="alert">{move || state.search_error.get()}</p>
+            <div class="slider-row">
+                <label for="slider">"Posts on screen: "</label>
+                <input
+                    type="range"
+                    id="slider"
+                    min=MIN_LIMIT.to_string()
+                    max=MAX_LIMIT.to_string()
+                    step="1"
+                    value=DEFAULT_LIMIT.to_string()
+                    prop:value=move || state.limit.get().to_string()
+                    on:input=on_slider
+                    on:change=on_slider
+                />
+                <output id="sliderValue" for="slider">{move || state.limit.get()}</output>
+                <button type="button" id="clear-button" class="btn" on:click=move |_| state.feed.update(Feed::clear)>
+                    "Clear"
+                </button>
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn Results(
+    state: PageState,
+    has_term: impl Fn() -> bool + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <h2 class="results-heading" hidden=move || !has_term()>
+            "Displaying Tweets for \""
+            <span id="search-term">{move || state.term.get().unwrap_or_default()}</span>
+            "\""
+        </h2>
+        <p id="skipped-notice" class="notice" hidden=move || state.skipped.get() == 0>
+            {move || format!("{} matching posts were skipped because this page fell behind.", state.skipped.get())}
+        </p>
+        <div id="tweet-container" aria-live="polite">
+            <For
+                each=move || state.feed.get().cards
+                key=|card| card.key
+                children=move |card: Card| view! { <TweetCard card state/> }.into_any()
+            />
+        </div>
+    }
+    .into_any()
 }
 
 #[component]
@@ -282,4 +323,5 @@ fn TweetCard(card: Card, state: PageState) -> impl IntoView {
             </div>
         </article>
     }
+    .into_any()
 }
