@@ -234,7 +234,9 @@ fn Controls(
                     {move || if state.streaming.get() { "Stop Streaming" } else { "Start Streaming" }}
                 </button>
             </form>
-            <p id="search-error" role="alert">{move || state.search_error.get()}</p>
+            <p id="search-error" role="alert" class:has-error=move || state.search_error.with(|e| !e.is_empty())>
+                {move || state.search_error.get()}
+            </p>
             <div class="slider-row">
                 <label for="slider">"Posts on screen: "</label>
                 <input
