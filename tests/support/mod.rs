@@ -159,6 +159,18 @@ impl Client {
             .await;
     }
 
+    /// Searches and checks the server accepted `understood_as`.
+    pub async fn search_accepted(&mut self, term: &str, understood_as: &str) {
+        self.search(term).await;
+        assert_eq!(
+            self.recv_reply().await,
+            ServerMessage::UpdatedTerm {
+                term: understood_as.to_owned()
+            },
+            "search {term:?}"
+        );
+    }
+
     pub async fn next(&mut self) -> Next {
         loop {
             let frame = tokio::time::timeout(WAIT, self.socket.next())
