@@ -98,3 +98,30 @@ async fn page_is_rendered_on_the_server() {
     }
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn page_carries_a_nonce_based_content_security_policy() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    let (status, head, body) = server.get_with_headers("/").await;
+    assert_eq!(status, 200);
+    let policy = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy:"))
+        .unwrap_or_else(|| panic!("no CSP header in {head}"));
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the policy");
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        body.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the nonce"
+    );
+    assert!(policy.contains("object-src 'none'") && policy.contains("frame-ancestors 'none'"));
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    // A fresh nonce per response.
+    let (_, second, _) = server.get_with_headers("/").await;
+    assert!(!second.contains(nonce));
+    server.shut_down().await;
+}

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -185,7 +185,24 @@ pub fn router(state: AppState) -> Router {
         .route("/avatar-placeholder.svg", get(placeholder_image))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
+}
+
+/// Headers every response carries: no content sniffing, no referrer sent
+/// to the hosts of avatars, no framing.
+async fn common_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -276,7 +293,6 @@ pub fn check_source(kind: SourceKind) -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -40,9 +40,29 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The page's Content Security Policy: scripts only from this site or
+/// carrying this response's nonce, no plugins, no framing. Post text is
+/// rendered as text anyway; this is the second line of defence.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' http: https:; connect-src 'self' ws: wss:; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&content_security_policy(&nonce)) {
+            response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     view! {
         <Stylesheet id="leptos" href="/pkg/twitter-search.css"/>
         <Title text="twitter-search: live search"/>
@@ -218,7 +238,6 @@ fn Controls(
                     name="searchTerm"
                     placeholder="music, rust OR python, #news, coffee -tea"
                     autocomplete="off"
-                    maxlength="512"
                     on:input=move |ev| typed.set(event_target_value(&ev))
                     prop:value=move || typed.get()
                 />
@@ -274,7 +293,7 @@ fn Results(
         <p id="skipped-notice" class="notice" hidden=move || state.skipped.get() == 0>
             {move || format!("{} matching posts were skipped because this page fell behind.", state.skipped.get())}
         </p>
-        <div id="tweet-container" aria-live="polite">
+        <div id="tweet-container">
             <For
                 each=move || state.feed.get().cards
                 key=|card| card.key

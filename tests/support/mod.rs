@@ -81,6 +81,13 @@ impl TestServer {
 
     /// A plain HTTP/1.1 GET; returns the status code and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.get_with_headers(path).await;
+        (status, body)
+    }
+
+    /// A plain HTTP/1.1 GET; returns the status code, the header block
+    /// (names lower-cased) and the body.
+    pub async fn get_with_headers(&self, path: &str) -> (u16, String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
         let request = format!(
@@ -95,11 +102,16 @@ impl TestServer {
             .unwrap();
         let text = String::from_utf8_lossy(&response).into_owned();
         let status = text[9..12].parse().unwrap();
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let head = head
+            .lines()
+            .map(|line| match line.split_once(':') {
+                Some((name, value)) => format!("{}:{value}", name.to_ascii_lowercase()),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        (status, head, body.to_owned())
     }
 }
 

@@ -14,6 +14,11 @@ export const test = base.extend<{ pageErrors: string[] }>({
     async ({ page }, use) => {
       const errors: string[] = [];
       page.on('pageerror', (err) => errors.push(err.stack ?? String(err)));
+      // A script, style or connection the page's Content Security Policy
+      // blocked means the page is partly broken.
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) errors.push(msg.text());
+      });
       await use(errors);
       expect(errors, 'uncaught errors in the page').toEqual([]);
     },
