@@ -125,3 +125,35 @@ async fn page_carries_a_nonce_based_content_security_policy() {
     assert!(!second.contains(nonce));
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn sources_of_later_releases_are_refused_clearly() {
+    use twitter_search::server::settings::{Settings, SourceKind};
+    for kind in [SourceKind::X, SourceKind::Bluesky, SourceKind::Mastodon] {
+        let mut settings = Settings::default();
+        settings.source.kind = kind;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let error = twitter_search::server::run(listener, settings, async {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(kind.as_str()) && error.contains("--source demo"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_replay_file_stops_the_server_with_its_path() {
+    use twitter_search::server::settings::{Settings, SourceKind};
+    let mut settings = Settings::default();
+    settings.source.kind = SourceKind::Replay;
+    settings.source.replay_file = Some("/nonexistent/posts.ndjson".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = twitter_search::server::run(listener, settings, async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("/nonexistent/posts.ndjson"), "{error}");
+}

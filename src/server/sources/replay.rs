@@ -115,23 +115,9 @@ impl Replay {
         link: &SourceLink,
         pacer: &mut Pacer,
     ) -> std::io::Result<Option<u64>> {
-        let mut reader = BufReader::new(File::open(&self.path).await?);
-        let mut buffer = Vec::new();
-        let mut line_number = 0u64;
+        let mut records = Records::new(BufReader::new(File::open(&self.path).await?));
         let mut good = 0u64;
-        while let Some(too_long) =
-            read_line_capped(&mut reader, &mut buffer, MAX_LINE_BYTES).await?
-        {
-            line_number += 1;
-            let parsed = if too_long {
-                Err(BadLine::TooLong)
-            } else {
-                match std::str::from_utf8(&buffer) {
-                    Ok(line) if line.trim().is_empty() => continue,
-                    Ok(line) => parse_line(line),
-                    Err(_) => Err(BadLine::NotText),
-                }
-            };
+        while let Some((line_number, parsed)) = records.next().await? {
             let tweet = match parsed {
                 Ok(tweet) => tweet,
                 Err(error) => {
@@ -146,6 +132,44 @@ impl Replay {
             good += 1;
         }
         Ok(Some(good))
+    }
+}
+
+/// The numbered records of an NDJSON stream: each non-blank line, read
+/// into a post or into the reason it could not be.
+pub struct Records<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    line_number: u64,
+}
+
+impl<R: AsyncBufRead + Unpin> Records<R> {
+    pub fn new(reader: R) -> Self {
+        Records {
+            reader,
+            buffer: Vec::new(),
+            line_number: 0,
+        }
+    }
+
+    /// The next record with its 1-based line number; `None` at the end.
+    pub async fn next(&mut self) -> std::io::Result<Option<(u64, Result<Tweet, BadLine>)>> {
+        while let Some(too_long) =
+            read_line_capped(&mut self.reader, &mut self.buffer, MAX_LINE_BYTES).await?
+        {
+            self.line_number += 1;
+            let parsed = if too_long {
+                Err(BadLine::TooLong)
+            } else {
+                match std::str::from_utf8(&self.buffer) {
+                    Ok(line) if line.trim().is_empty() => continue,
+                    Ok(line) => parse_line(line),
+                    Err(_) => Err(BadLine::NotText),
+                }
+            };
+            return Ok(Some((self.line_number, parsed)));
+        }
+        Ok(None)
     }
 }
 
@@ -210,6 +234,33 @@ mod tests {
                 ("last".to_owned(), false)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn bad_records_are_reported_with_their_line_numbers() {
+        let good = r#"{"id":"1","name":"A","screen_name":"a","text":"hi","created_at":"t"}"#;
+        let mut input = format!("{good}\n{{broken\n\n");
+        input.push_str(&"z".repeat(MAX_LINE_BYTES + 1));
+        input.push('\n');
+        let mut bytes = input.into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        bytes.extend_from_slice(good.as_bytes());
+        let mut records = Records::new(BufReader::new(&bytes[..]));
+        let mut seen = Vec::new();
+        while let Some((line, parsed)) = records.next().await.unwrap() {
+            seen.push((line, parsed.map(|t| t.id).map_err(|e| e.to_string())));
+        }
+        let lines: Vec<u64> = seen.iter().map(|(line, _)| *line).collect();
+        assert_eq!(
+            lines,
+            [1, 2, 4, 5, 6],
+            "blank line 3 is neither a post nor an error"
+        );
+        assert_eq!(seen[0].1, Ok("1".to_owned()));
+        assert!(seen[1].1.as_ref().unwrap_err().starts_with("not a post"));
+        assert!(seen[2].1.as_ref().unwrap_err().contains("longer than"));
+        assert!(seen[3].1.as_ref().unwrap_err().contains("UTF-8"));
+        assert_eq!(seen[4].1, Ok("1".to_owned()));
     }
 
     #[test]
