@@ -137,10 +137,15 @@ mod browser {
             }
         }
         let mut restore = Vec::new();
+        // Restoring a stopped stream takes two messages, and `updateTerm`
+        // resumes delivery on its own: until the server confirms the stop,
+        // posts are held back and the toggle keeps saying "Start".
+        let mut restoring_stop = false;
         if let Some(term) = state.term.get_untracked() {
             restore.push(ClientMessage::UpdateTerm { term });
             if !state.streaming.get_untracked() {
                 restore.push(ClientMessage::StopStream);
+                restoring_stop = true;
             }
         }
         for message in restore {
@@ -155,11 +160,16 @@ mod browser {
         let mut events = futures::stream::select(incoming, outgoing);
         while let Some(event) = events.next().await {
             match event {
-                Event::Incoming(Ok(message)) => {
-                    if let Some(message) = decode(&message) {
-                        apply(state, message);
+                Event::Incoming(Ok(message)) => match decode(&message) {
+                    Some(ServerMessage::StreamState { streaming: false }) if restoring_stop => {
+                        restoring_stop = false;
+                        state.streaming.set(false);
                     }
-                }
+                    Some(ServerMessage::UpdatedTerm { .. } | ServerMessage::Tweets { .. })
+                        if restoring_stop => {}
+                    Some(message) => apply(state, message),
+                    None => {}
+                },
                 Event::Incoming(Err(_)) | Event::Closed => break,
                 Event::Outgoing(Command::Send(message)) => {
                     if write.send(encode(&message)).await.is_err() {
