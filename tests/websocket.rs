@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{post_line, Client, Next, TestServer};
+use support::{post_line, post_line_by, Client, Next, TestServer};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use twitter_search::wire::{ErrorCode, ServerMessage, UpstreamState};
@@ -222,56 +222,72 @@ async fn refused_search_keeps_the_previous_one() {
 
 #[tokio::test]
 async fn query_md_examples_hold_through_the_server() {
-    let texts = [
-        "I love Rust!",
-        "rusty nails",
-        "wasm and rust",
-        "rust only",
-        "golang rocks",
-        "open-source rocks",
-        "source is open",
-        "leptos vs react",
-        "leptos is neat",
-        "new #RustLang release",
-        "rustlang release",
-        "a dogs photo",
-        "a cats video",
-        "see https://www.example.com/x",
-        "see example.com",
-        "foo.example.com/bar",
-        "an example",
+    // Every text of QUERY.md's table of examples, and who wrote it.
+    let corpus: [(&str, &str); 31] = [
+        ("u1", "I love Rust!"),
+        ("u2", "#rust is fun"),
+        ("u3", "ask @rust"),
+        ("u4", "rust-lang"),
+        ("u5", "rusty nails"),
+        ("u6", "trust me"),
+        ("u7", "#rustlang"),
+        ("u8", "wasm and rust"),
+        ("u9", "Rust, then WASM."),
+        ("u10", "rust only"),
+        ("u11", "go home"),
+        ("u12", "rust belt"),
+        ("u13", "golang rocks"),
+        ("u14", "go"),
+        ("u15", "wasm rust"),
+        ("u16", "wasm only"),
+        ("u17", "open source wins"),
+        ("u18", "open-source rocks"),
+        ("u19", "source is open"),
+        ("u20", "leptos is neat"),
+        ("u21", "leptos vs react"),
+        ("u22", "new #RustLang release"),
+        ("u23", "rustlang release"),
+        ("u24", "a dogs photo"),
+        ("u25", "a cats video"),
+        ("u26", "see https://www.example.com/x"),
+        ("u27", "see example.com"),
+        ("u28", "foo.example.com/bar"),
+        ("u29", "an example"),
+        ("Ada", "hello world"),
+        ("bob", "ada says hi"),
     ];
-    let lines: Vec<String> = texts
+    let lines: Vec<String> = corpus
         .iter()
         .enumerate()
-        .map(|(i, t)| post_line(i, t))
+        .map(|(i, (handle, text))| post_line_by(i, handle, text))
         .collect();
-    let server = TestServer::replay(&lines, |s| s.source.rate = Some(100.0)).await;
-    let cases: [(&str, &[&str]); 7] = [
-        ("rust wasm", &["wasm and rust"]),
-        ("\"open source\"", &["open-source rocks"]),
-        ("leptos -react", &["leptos is neat"]),
-        ("#rustlang", &["new #RustLang release"]),
-        ("(cats OR dogs) photo", &["a dogs photo"]),
-        ("example.com/x", &["see https://www.example.com/x"]),
-        (
-            "example com",
-            &[
-                "see https://www.example.com/x",
-                "see example.com",
-                "foo.example.com/bar",
-            ],
-        ),
+    let server = TestServer::replay(&lines, |s| s.source.rate = Some(200.0)).await;
+    let rust = [1, 2, 3, 4, 8, 9, 10, 12, 15];
+    let cases: Vec<(&str, Vec<usize>)> = vec![
+        ("rust", rust.to_vec()),
+        ("rust wasm", vec![8, 9, 15]),
+        ("rust, go", [&rust[..], &[11, 14]].concat()),
+        ("rust wasm, go", vec![8, 9, 11, 14, 15]),
+        ("\"open source\"", vec![17, 18]),
+        ("leptos -react", vec![20]),
+        ("#rustlang", vec![7, 22]),
+        ("from:ada", vec![30]),
+        ("(cats OR dogs) photo", vec![24]),
+        ("example.com/x", vec![26]),
+        ("example com", vec![26, 27, 28]),
     ];
     for (term, expected) in cases {
         let mut client = Client::greeted(server.addr).await;
         client.search(term).await;
         client.recv_reply().await;
-        // Two full passes over the looping file.
-        let mut seen = client.tweets_within(Duration::from_millis(450)).await;
+        // The file loops: 31 posts at 200/s is more than two full passes.
+        let mut seen = client.tweets_within(Duration::from_millis(400)).await;
         seen.sort();
         seen.dedup();
-        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut expected: Vec<String> = expected
+            .iter()
+            .map(|n| corpus[n - 1].1.to_owned())
+            .collect();
         expected.sort();
         assert_eq!(seen, expected, "search {term:?}");
     }
@@ -301,14 +317,7 @@ async fn huge_frame_beyond_transport_cap_is_refused_without_harm() {
     let mut client = Client::greeted(server.addr).await;
     let huge = "y".repeat(2 * 1024 * 1024);
     let _ = client.socket.send(Message::text(huge)).await;
-    match client.next().await {
-        Next::Closed(close) => {
-            if let Some((code, _)) = close {
-                assert_eq!(code, CloseCode::Size);
-            }
-        }
-        Next::Message(m) => panic!("expected the connection to close, got {m:?}"),
-    }
+    assert_eq!(client.closed().await, Some(CloseCode::Size));
     let (status, _) = server.get("/healthz").await;
     assert_eq!(status, 200);
     server.shut_down().await;
@@ -346,6 +355,36 @@ async fn flood_is_rate_limited_then_closed_with_1008() {
     };
     assert!(saw_rate_limited);
     assert_eq!(code, Some(CloseCode::Policy));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_steady_flood_above_the_rate_is_closed_with_1008() {
+    let server = TestServer::replay(&pets(), |s| {
+        s.limits.messages_per_second = 5.0;
+        s.limits.message_burst = 5.0;
+        s.limits.flood_strikes = 10;
+    })
+    .await;
+    let mut client = Client::greeted(server.addr).await;
+    // Three times the allowed rate, spread out: the bucket lets some
+    // through, which must not make the server forget the flood.
+    let sender = tokio::spawn(async move {
+        for _ in 0..60 {
+            if client
+                .socket
+                .send(Message::text(r#"{"type":"startStream"}"#))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(66)).await;
+        }
+        client
+    });
+    let mut client = sender.await.unwrap();
+    assert_eq!(client.closed().await, Some(CloseCode::Policy));
     server.shut_down().await;
 }
 
@@ -462,6 +501,36 @@ async fn slow_client_gets_skipped_notice_and_nothing_is_lost_silently() {
 }
 
 #[tokio::test]
+async fn client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let padding = "x".repeat(50_000);
+    let lines: Vec<String> = (0..400)
+        .map(|i| post_line(i, &format!("heavy {i} {padding}")))
+        .collect();
+    let server = TestServer::replay(&lines, |s| {
+        s.source.rate = Some(0.0);
+        s.limits.write_timeout_secs = 1;
+    })
+    .await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search_accepted("heavy", "heavy").await;
+    // Never read again: the socket buffers fill and the server's writes stall.
+    let mut dropped = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, metrics) = server.get("/metrics").await;
+        if metrics.contains("twitter_search_closed_slow_total 1")
+            && metrics.contains("twitter_search_connections_open 0")
+        {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "a stuck reader keeps no slot on the server");
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
 async fn idle_client_is_closed_after_the_timeout() {
     let server = TestServer::replay(&pets(), |s| {
         s.limits.ping_interval_secs = 1;
@@ -471,7 +540,7 @@ async fn idle_client_is_closed_after_the_timeout() {
     let mut client = Client::greeted(server.addr).await;
     // Not reading means not answering pings.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(client.closed().await, Some(CloseCode::Away));
+    assert_eq!(client.closed().await, Some(CloseCode::Normal));
     server.shut_down().await;
 }
 

@@ -426,12 +426,41 @@ mod tests {
         assert!(refused("rust )").contains("closes nothing"));
         assert!(refused(")").contains("closes nothing"));
         assert!(refused("()").contains("empty"));
-        assert!(refused("\"\"").contains("phrase"));
+        assert!(refused("\"\"").contains("no letters"));
         assert!(refused("#").contains("tag"));
         assert!(refused("@").contains("handle"));
         assert!(refused("!!!").contains("no letters"));
         assert!(refused("--rust").contains("once"));
-        assert!(refused("#rust-lang").contains("hashtag"));
+        assert!(refused("☕").contains("no letters"));
+        assert!(refused("rust -☕").contains("leaves out nothing"));
+        assert!(refused("rust (").contains("never closed"));
+        assert!(refused("-(").contains("never closed"));
+    }
+
+    #[test]
+    fn words_with_nothing_to_search_for_drop_out() {
+        assert_table("rock & roll", &["rock and roll"], &["rock only"]);
+        assert_table("coffee ☕", &["coffee time"], &["tea"]);
+        assert_table("\"\" rust", &["rust"], &[]);
+        assert_eq!(query("rock & roll").term(), "rock & roll");
+    }
+
+    #[test]
+    fn search_hashtags_and_mentions_are_read_as_in_posts() {
+        assert_table(
+            "#rust-lang",
+            &["#rust-lang news", "#rust"],
+            &["rust-lang", "#rustlang"],
+        );
+        assert_table("@twitter's", &["hi @Twitter"], &["twitter"]);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        assert!(Query::parse(&deep(32), 512).is_ok());
+        assert!(refused(&deep(33)).contains("nests too deeply"));
+        assert!(refused(&"(".repeat(500)).contains("nests too deeply"));
     }
 
     #[test]

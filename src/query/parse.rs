@@ -106,9 +106,17 @@ fn lex(term: &str) -> Result<Vec<Spanned>, QueryError> {
     Ok(tokens)
 }
 
+/// Deepest nesting of parentheses accepted: enough for any real search,
+/// and the recursion of parsing and matching stays small.
+pub const MAX_DEPTH: usize = 32;
+
+/// The first word of an alternative that had nothing to search for.
+type Skipped = Option<(String, usize)>;
+
 struct Parser {
     tokens: Vec<Spanned>,
     at: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -129,14 +137,25 @@ impl Parser {
         let mut separator: Option<(bool, usize)> = None;
         loop {
             let start = self.peek().map(|(_, p)| *p);
-            let alternative = self.parse_and()?;
+            let (alternative, skipped) = self.parse_and()?;
             if alternative.is_empty() {
+                if let Some((word, position)) = skipped {
+                    return Err(invalid(format!(
+                        "'{word}' at character {position} has no letters or digits to search for"
+                    )));
+                }
                 let (comma, position, side) = match (separator, self.peek()) {
                     (Some((comma, position)), _) => (comma, position, "right"),
                     (None, Some((Token::Or { comma }, position))) => (*comma, *position, "left"),
                     (None, Some((Token::Close, position))) if group_open.is_none() => {
                         return Err(invalid(format!(
                             "the ')' at character {position} closes nothing"
+                        )));
+                    }
+                    (None, None) if group_open.is_some() => {
+                        let open = group_open.unwrap_or(1);
+                        return Err(invalid(format!(
+                            "the '(' at character {open} is never closed"
                         )));
                     }
                     _ => break,
@@ -175,40 +194,67 @@ impl Parser {
         Ok(Expr::Or(alternatives))
     }
 
-    fn parse_and(&mut self) -> Result<Vec<Expr>, QueryError> {
+    fn parse_and(&mut self) -> Result<(Vec<Expr>, Skipped), QueryError> {
         let mut terms = Vec::new();
-        while let Some((token, _)) = self.peek() {
+        let mut skipped = None;
+        while let Some((token, position)) = self.peek() {
             if matches!(token, Token::Or { .. } | Token::Close) {
                 break;
             }
-            terms.push(self.parse_unary()?);
+            let position = *position;
+            let word = match token {
+                Token::Word(word) => word.clone(),
+                Token::Phrase(text) => format!("\"{text}\""),
+                _ => String::new(),
+            };
+            match self.parse_unary()? {
+                Some(term) => terms.push(term),
+                None => {
+                    skipped.get_or_insert((word, position));
+                }
+            }
         }
-        Ok(terms)
+        Ok((terms, skipped))
     }
 
-    fn parse_unary(&mut self) -> Result<Expr, QueryError> {
-        if let Some((Token::Not, _)) = self.peek() {
+    /// `None` for a word with nothing to search for (`&`, an emoji): it
+    /// drops out of the search, as punctuation drops out of a post.
+    fn parse_unary(&mut self) -> Result<Option<Expr>, QueryError> {
+        if let Some((Token::Not, position)) = self.peek() {
+            let position = *position;
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.parse_primary()?)));
+            return match self.parse_primary()? {
+                Some(term) => Ok(Some(Expr::Not(Box::new(term)))),
+                None => Err(invalid(format!(
+                    "the '-' at character {position} leaves out nothing: write -word to leave a word out"
+                ))),
+            };
         }
         self.parse_primary()
     }
 
-    fn parse_primary(&mut self) -> Result<Expr, QueryError> {
+    fn parse_primary(&mut self) -> Result<Option<Expr>, QueryError> {
         let Some((token, position)) = self.next() else {
             return Err(invalid("the search ends too early".to_owned()));
         };
         match token {
             Token::Open => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(invalid(format!(
+                        "the '(' at character {position} nests too deeply: at most {MAX_DEPTH} levels"
+                    )));
+                }
+                self.depth += 1;
                 let inner = self.parse_or(Some(position))?;
+                self.depth -= 1;
                 match self.next() {
-                    Some((Token::Close, _)) => Ok(inner),
+                    Some((Token::Close, _)) => Ok(Some(inner)),
                     _ => Err(invalid(format!(
                         "the '(' at character {position} is never closed"
                     ))),
                 }
             }
-            Token::Phrase(text) => phrase(&text, position),
+            Token::Phrase(text) => Ok(phrase(&text)),
             Token::Word(word) => word_term(&word, position),
             // The lexer never puts these here; answer sensibly anyway.
             Token::Close => Err(invalid(format!(
@@ -225,7 +271,7 @@ impl Parser {
     }
 }
 
-fn phrase(text: &str, position: usize) -> Result<Expr, QueryError> {
+fn phrase(text: &str) -> Option<Expr> {
     let lower = text.to_lowercase();
     let words: Vec<PhraseWord> = lower
         .split_whitespace()
@@ -236,15 +282,11 @@ fn phrase(text: &str, position: usize) -> Result<Expr, QueryError> {
             whole: has_inner_punctuation(w),
         })
         .collect();
-    if words.is_empty() {
-        return Err(invalid(format!(
-            "the phrase at character {position} has no letters or digits to search for"
-        )));
-    }
-    Ok(Expr::Term(Term::Phrase(words)))
+    (!words.is_empty()).then_some(Expr::Term(Term::Phrase(words)))
 }
 
-fn word_term(word: &str, position: usize) -> Result<Expr, QueryError> {
+/// One search word; `None` when it holds nothing to search for.
+fn word_term(word: &str, position: usize) -> Result<Option<Expr>, QueryError> {
     let lower = word.to_lowercase();
     if let Some(value) = lower.strip_prefix("from:") {
         let handle = trim_trailing_punctuation(value.trim_start_matches('@'));
@@ -258,7 +300,7 @@ fn word_term(word: &str, position: usize) -> Result<Expr, QueryError> {
                 "'{word}' at character {position} is not a handle: use letters, digits, '_', '.', '-' and '@'"
             )));
         }
-        return Ok(Expr::Term(Term::From(handle.to_owned())));
+        return Ok(Some(Expr::Term(Term::From(handle.to_owned()))));
     }
     if let Some(value) = lower.strip_prefix("lang:") {
         let lang = trim_punctuation(value);
@@ -272,46 +314,38 @@ fn word_term(word: &str, position: usize) -> Result<Expr, QueryError> {
                 "'{word}' at character {position} is not a language code such as en or pt-BR"
             )));
         }
-        return Ok(Expr::Term(Term::Lang(lang.to_owned())));
+        return Ok(Some(Expr::Term(Term::Lang(lang.to_owned()))));
     }
-    if let Some(tag) = lower.strip_prefix('#') {
-        let tag = trim_trailing_punctuation(tag);
-        if tag.is_empty() {
+    // Read as in a post (rule 9): `#rust-lang` is the hashtag `rust`
+    // followed by `-lang`, `@twitter's` the mention `twitter`.
+    if let Some(rest) = lower.strip_prefix('#') {
+        let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        if end == 0 {
             return Err(invalid(format!(
                 "'#' at character {position} needs a tag, as in #rust"
             )));
         }
-        if !tag.chars().all(is_word_char) {
-            return Err(invalid(format!(
-                "'{word}' at character {position}: a hashtag holds only letters, digits and '_'"
-            )));
-        }
-        return Ok(Expr::Term(Term::Hashtag(tag.to_owned())));
+        return Ok(Some(Expr::Term(Term::Hashtag(rest[..end].to_owned()))));
     }
-    if let Some(handle) = lower.strip_prefix('@') {
-        let handle = trim_trailing_punctuation(handle);
+    if let Some(rest) = lower.strip_prefix('@') {
+        let end = rest
+            .find(|c: char| !is_handle_char(c))
+            .unwrap_or(rest.len());
+        let handle = trim_trailing_punctuation(&rest[..end]);
         if handle.is_empty() {
             return Err(invalid(format!(
                 "'@' at character {position} needs a handle, as in @ada"
             )));
         }
-        if !handle.chars().all(is_handle_char) {
-            return Err(invalid(format!(
-                "'{word}' at character {position} is not a handle: use letters, digits, '_', '.', '-' and '@'"
-            )));
-        }
-        return Ok(Expr::Term(Term::Mention(handle.to_owned())));
+        return Ok(Some(Expr::Term(Term::Mention(handle.to_owned()))));
     }
     let trimmed = trim_punctuation(&lower);
     if trimmed.is_empty() {
-        return Err(invalid(format!(
-            "'{word}' at character {position} has no letters or digits to search for"
-        )));
-    }
-    if has_inner_punctuation(trimmed) {
-        Ok(Expr::Term(Term::WholeWord(trimmed.to_owned())))
+        Ok(None)
+    } else if has_inner_punctuation(trimmed) {
+        Ok(Some(Expr::Term(Term::WholeWord(trimmed.to_owned()))))
     } else {
-        Ok(Expr::Term(Term::Word(trimmed.to_owned())))
+        Ok(Some(Expr::Term(Term::Word(trimmed.to_owned()))))
     }
 }
 
@@ -321,7 +355,11 @@ pub(super) fn parse(term: &str) -> Result<Expr, QueryError> {
         return Err(invalid("the search is empty".to_owned()));
     }
     let tokens = lex(term)?;
-    let mut parser = Parser { tokens, at: 0 };
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     let expr = parser.parse_or(None)?;
     if let Some((token, position)) = parser.peek() {
         // parse_or stops only at the end or at a ')' it reports itself.

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub closed_frame_too_large: AtomicU64,
     pub closed_flood: AtomicU64,
     pub closed_idle: AtomicU64,
+    pub closed_slow: AtomicU64,
 }
 
 impl Metrics {
@@ -37,7 +38,7 @@ impl Metrics {
 
     /// The Prometheus exposition text; `active_searches` comes from the hub.
     pub fn render(&self, active_searches: usize) -> String {
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "twitter_search_connections_open",
                 "gauge",
@@ -127,6 +128,12 @@ impl Metrics {
                 "counter",
                 "connections closed for not answering pings",
                 self.get(&self.closed_idle),
+            ),
+            (
+                "twitter_search_closed_slow_total",
+                "counter",
+                "connections dropped for not taking a frame within the write timeout",
+                self.get(&self.closed_slow),
             ),
         ];
         let mut out = String::new();

@@ -23,6 +23,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use self::hub::Hub;
@@ -34,6 +35,9 @@ use crate::wire::{ServerMessage, UpstreamState};
 
 /// Posts waiting between the source task and the hub's dispatch.
 const SOURCE_QUEUE: usize = 1024;
+
+/// How long shutdown waits for every socket to send its 1001 close.
+const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The upstream link's state, as sent to browsers in `upstream`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +82,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub socket: SocketContext,
+    /// Every socket task. axum runs upgraded sockets outside its graceful
+    /// shutdown, so [`run`] waits on this for their close frames.
+    pub sockets: TaskTracker,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -143,7 +150,9 @@ pub async fn run(
     }));
     let dispatch_task = tokio::spawn(hub::run_dispatch(hub.clone(), posts_rx));
 
+    let sockets = TaskTracker::new();
     let state = AppState {
+        sockets: sockets.clone(),
         leptos_options: leptos_options(&settings),
         hub: hub.clone(),
         metrics: metrics.clone(),
@@ -168,6 +177,16 @@ pub async fn run(
         })
         .await;
     cancel.cancel();
+    sockets.close();
+    if tokio::time::timeout(SOCKET_DRAIN, sockets.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = sockets.len(),
+            "some WebSockets did not close in time"
+        );
+    }
     source_task.abort();
     dispatch_task.abort();
     served.map_err(ServerError::from)
@@ -279,7 +298,7 @@ async fn upgrade(
     let transport_cap = (state.settings.limits.max_frame_bytes * 16).max(64 * 1024);
     ws.max_message_size(transport_cap)
         .max_frame_size(transport_cap)
-        .on_upgrade(move |socket| socket::serve(socket, context))
+        .on_upgrade(move |socket| state.sockets.track_future(socket::serve(socket, context)))
 }
 
 /// The source named in the settings is one this build can run.

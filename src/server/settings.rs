@@ -98,6 +98,9 @@ pub struct LimitSettings {
     pub ping_interval_secs: u64,
     /// Seconds without any frame from a browser before it is closed. Default 60.
     pub idle_timeout_secs: u64,
+    /// Seconds a browser has to take one frame before it is dropped (it
+    /// stopped reading). Default 10.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for LimitSettings {
@@ -112,6 +115,7 @@ impl Default for LimitSettings {
             flood_strikes: 20,
             ping_interval_secs: 20,
             idle_timeout_secs: 60,
+            write_timeout_secs: 10,
         }
     }
 }
@@ -369,6 +373,11 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "limits.messages_per_second must be above 0 and limits.message_burst at least 1"
                     .to_owned(),
+            ));
+        }
+        if limits.write_timeout_secs == 0 {
+            return Err(SettingsError::Invalid(
+                "limits.write_timeout_secs must be at least 1".to_owned(),
             ));
         }
         if limits.ping_interval_secs == 0 || limits.idle_timeout_secs <= limits.ping_interval_secs {

@@ -10,7 +10,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::hub::{Hub, Registration};
+use super::hub::{Delivery, Hub, Registration};
 use super::metrics::Metrics;
 use super::settings::LimitSettings;
 use super::UpstreamStatus;
@@ -19,6 +19,7 @@ use crate::wire::{ClientMessage, ErrorCode, Limits, ServerMessage, PROTOCOL_VERS
 
 /// Close codes of PROTOCOL.md.
 pub mod close_code {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const POLICY_VIOLATION: u16 = 1008;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
@@ -27,6 +28,9 @@ pub mod close_code {
 
 /// Posts written in one `tweets` frame at most.
 const MAX_BATCH: usize = 64;
+
+/// A flood episode ends after this long without a refused message.
+const FLOOD_MEMORY: Duration = Duration::from_secs(10);
 
 /// What a socket task needs from the server.
 #[derive(Clone)]
@@ -50,22 +54,78 @@ enum Disconnect {
     TransportError(axum::Error),
     #[error("a frame of {0} bytes was over the limit (close 1009)")]
     FrameTooLarge(usize),
+    #[error("a frame over the transport's cap (close 1009)")]
+    FrameOverCap,
     #[error("messages kept coming after rateLimited (close 1008)")]
     Flood,
     #[error("no frame within the idle timeout")]
     Idle,
+    #[error("the browser did not take a frame within the write timeout")]
+    WriteTimeout,
     #[error("the server is shutting down (close 1001)")]
     ShuttingDown,
 }
 
-/// A token bucket over incoming messages.
+/// Writes one frame, giving up when the peer does not take it in time: a
+/// browser that stops reading must not hold its task, its queue and its
+/// connection slot forever.
+async fn write(
+    socket: &mut WebSocket,
+    message: Message,
+    limits: &LimitSettings,
+) -> Result<(), Disconnect> {
+    match tokio::time::timeout(
+        Duration::from_secs(limits.write_timeout_secs),
+        socket.send(message),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Disconnect::ClientClosed),
+        Err(_) => Err(Disconnect::WriteTimeout),
+    }
+}
+
+async fn send(
+    socket: &mut WebSocket,
+    message: &ServerMessage,
+    limits: &LimitSettings,
+) -> Result<(), Disconnect> {
+    write(socket, Message::text(message.to_json()), limits).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str, limits: &LimitSettings) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    // The peer may already be gone or stuck; there is nothing more to tell it then.
+    let _ = write(socket, Message::Close(Some(frame)), limits).await;
+}
+
+/// True when the transport refused a frame for its size.
+fn is_over_capacity(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        if let Some(tungstenite::Error::Capacity(_)) = inner.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
+}
+
+/// A token bucket over incoming messages, with a memory of refusals so a
+/// steady flood above the rate is caught, not only a burst.
 struct RateLimiter {
     tokens: f64,
     burst: f64,
     per_second: f64,
     last: Instant,
-    /// Messages refused since the bucket last had a token.
+    /// Messages refused in the current flood episode.
     strikes: u32,
+    last_refusal: Option<Instant>,
 }
 
 impl RateLimiter {
@@ -76,6 +136,7 @@ impl RateLimiter {
             per_second: limits.messages_per_second,
             last: Instant::now(),
             strikes: 0,
+            last_refusal: None,
         }
     }
 
@@ -84,12 +145,19 @@ impl RateLimiter {
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self
+            .last_refusal
+            .is_some_and(|at| now.duration_since(at) >= FLOOD_MEMORY)
+        {
+            self.strikes = 0;
+            self.last_refusal = None;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.strikes = 0;
             true
         } else {
             self.strikes += 1;
+            self.last_refusal = Some(now);
             false
         }
     }
@@ -102,20 +170,24 @@ struct Connection {
     /// Posts queued before this generation belong to an older search or to
     /// before a stop; they are dropped.
     generation: u64,
+    /// Posts of the current generation taken off the queue early (when the
+    /// search changed), written before anything newer.
+    pending: Vec<Delivery>,
     limiter: RateLimiter,
     last_heard: Instant,
 }
 
 /// Serves one upgraded WebSocket until either side closes it.
 pub async fn serve(mut socket: WebSocket, context: SocketContext) {
+    let limits = &context.limits;
     let hello = ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         source: context.source_name.to_owned(),
         limits: Limits {
-            max_term_length: context.limits.max_term_length,
+            max_term_length: limits.max_term_length,
         },
     };
-    if send(&mut socket, &hello).await.is_err() {
+    if send(&mut socket, &hello, limits).await.is_err() {
         return;
     }
     let registration = match context.hub.register() {
@@ -123,12 +195,16 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         Err(error) => {
             Metrics::inc(&context.metrics.connections_refused_busy);
             warn!(%error, "refusing WebSocket");
-            let _ = send(
-                &mut socket,
-                &ServerMessage::error(ErrorCode::ServerBusy, error.to_string()),
-            )
-            .await;
-            close(&mut socket, close_code::TRY_AGAIN_LATER, "server full").await;
+            let busy = ServerMessage::error(ErrorCode::ServerBusy, error.to_string());
+            if send(&mut socket, &busy, limits).await.is_ok() {
+                close(
+                    &mut socket,
+                    close_code::TRY_AGAIN_LATER,
+                    "server full",
+                    limits,
+                )
+                .await;
+            }
             return;
         }
     };
@@ -142,6 +218,7 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         registration,
         context: context.clone(),
         generation: 0,
+        pending: Vec::new(),
         last_heard: Instant::now(),
     };
     let reason = connection.run().await;
@@ -158,8 +235,8 @@ impl Connection {
     async fn run(&mut self) -> Disconnect {
         let mut upstream = self.context.upstream.clone();
         let status = upstream.borrow_and_update().clone();
-        if self.send(&status.message()).await.is_err() {
-            return Disconnect::ClientClosed;
+        if let Err(reason) = self.send(&status.message()).await {
+            return reason;
         }
         let ping_every = Duration::from_secs(self.context.limits.ping_interval_secs);
         let idle_after = Duration::from_secs(self.context.limits.idle_timeout_secs);
@@ -168,34 +245,42 @@ impl Connection {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let shutdown = self.context.shutdown.clone();
         let mut upstream_open = true;
-        loop {
+        // Biased so that shutdown, commands and the idle check are never
+        // starved by a queue that is always full.
+        let reason = loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    close(&mut self.socket, close_code::GOING_AWAY, "server shutting down").await;
-                    return Disconnect::ShuttingDown;
+                    self.close(close_code::GOING_AWAY, "server shutting down").await;
+                    break Disconnect::ShuttingDown;
                 }
                 frame = self.socket.recv() => {
                     self.last_heard = Instant::now();
                     let result = match frame {
-                        None | Some(Ok(Message::Close(_))) => return Disconnect::ClientClosed,
-                        Some(Err(error)) => return Disconnect::TransportError(error),
+                        None | Some(Ok(Message::Close(_))) => Err(Disconnect::ClientClosed),
+                        Some(Err(error)) if is_over_capacity(&error) => {
+                            Metrics::inc(&self.context.metrics.closed_frame_too_large);
+                            self.close(close_code::MESSAGE_TOO_BIG, "frame over the size limit").await;
+                            Err(Disconnect::FrameOverCap)
+                        }
+                        Some(Err(error)) => Err(Disconnect::TransportError(error)),
                         Some(Ok(Message::Text(text))) => self.on_frame(Some(text.as_str()), text.len()).await,
                         Some(Ok(Message::Binary(bytes))) => self.on_frame(None, bytes.len()).await,
                         // axum answers pings itself; either kind proves the peer is alive.
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     };
                     if let Err(reason) = result {
-                        return reason;
+                        break reason;
                     }
                 }
-                received = self.registration.outbox.recv_many(&mut batch, MAX_BATCH) => {
-                    if received == 0 {
-                        // The hub dropped our queue: only happens on unregister.
-                        return Disconnect::ShuttingDown;
+                _ = pings.tick() => {
+                    if self.last_heard.elapsed() >= idle_after {
+                        Metrics::inc(&self.context.metrics.closed_idle);
+                        self.close(close_code::NORMAL, "idle: no answer to pings").await;
+                        break Disconnect::Idle;
                     }
-                    if let Err(reason) = self.flush(&mut batch).await {
-                        return reason;
+                    if let Err(reason) = self.write(Message::Ping(Default::default())).await {
+                        break reason;
                     }
                 }
                 changed = upstream.changed(), if upstream_open => {
@@ -205,79 +290,89 @@ impl Connection {
                         continue;
                     }
                     let status = upstream.borrow_and_update().clone();
-                    if self.send(&status.message()).await.is_err() {
-                        return Disconnect::ClientClosed;
+                    if let Err(reason) = self.send(&status.message()).await {
+                        break reason;
                     }
                 }
-                _ = pings.tick() => {
-                    if self.last_heard.elapsed() >= idle_after {
-                        Metrics::inc(&self.context.metrics.closed_idle);
-                        close(&mut self.socket, close_code::GOING_AWAY, "no answer to pings").await;
-                        return Disconnect::Idle;
+                received = self.registration.outbox.recv_many(&mut batch, MAX_BATCH) => {
+                    if received == 0 {
+                        // The hub dropped our queue: only happens on unregister.
+                        break Disconnect::ShuttingDown;
                     }
-                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return Disconnect::ClientClosed;
+                    if let Err(reason) = self.flush(&mut batch).await {
+                        break reason;
                     }
                 }
             }
+        };
+        if matches!(reason, Disconnect::WriteTimeout) {
+            Metrics::inc(&self.context.metrics.closed_slow);
         }
+        reason
     }
 
-    /// Writes queued posts of the current generation as one `tweets` frame,
-    /// then reports any posts dropped for this connection since last time.
-    async fn flush(&mut self, batch: &mut Vec<super::hub::Delivery>) -> Result<(), Disconnect> {
+    /// Writes pending and queued posts of the current generation as one
+    /// `tweets` frame, then reports posts dropped for this connection.
+    async fn flush(&mut self, batch: &mut Vec<Delivery>) -> Result<(), Disconnect> {
         let generation = self.generation;
-        let tweets: Vec<_> = batch
+        let tweets: Vec<_> = self
+            .pending
             .drain(..)
+            .chain(batch.drain(..))
             .filter(|d| d.generation == generation)
             .map(|d| d.tweet)
             .collect();
-        if !tweets.is_empty() && self.send(&ServerMessage::Tweets { tweets }).await.is_err() {
-            return Err(Disconnect::ClientClosed);
+        if !tweets.is_empty() {
+            self.send(&ServerMessage::Tweets { tweets }).await?;
         }
         let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
-        if skipped > 0
-            && self
-                .send(&ServerMessage::Skipped { count: skipped })
-                .await
-                .is_err()
-        {
-            return Err(Disconnect::ClientClosed);
+        if skipped > 0 {
+            self.send(&ServerMessage::Skipped { count: skipped })
+                .await?;
         }
         Ok(())
     }
 
+    /// After a search change or a stop, empties the queue of older posts at
+    /// once, so they do not fill it and cost the new search `skipped` posts.
+    fn drop_stale(&mut self) {
+        let generation = self.generation;
+        while let Ok(delivery) = self.registration.outbox.try_recv() {
+            if delivery.generation == generation {
+                self.pending.push(delivery);
+            }
+        }
+        self.pending.retain(|d| d.generation == generation);
+    }
+
     /// One frame from the browser; `text` is `None` for a binary frame.
     async fn on_frame(&mut self, text: Option<&str>, size: usize) -> Result<(), Disconnect> {
+        let limits = &self.context.limits;
         Metrics::inc(&self.context.metrics.messages_received);
-        if size > self.context.limits.max_frame_bytes {
+        if size > limits.max_frame_bytes {
             Metrics::inc(&self.context.metrics.closed_frame_too_large);
             let reason = format!(
                 "frame of {size} bytes is over the {} byte limit",
-                self.context.limits.max_frame_bytes
+                limits.max_frame_bytes
             );
-            close(&mut self.socket, close_code::MESSAGE_TOO_BIG, &reason).await;
+            self.close(close_code::MESSAGE_TOO_BIG, &reason).await;
             return Err(Disconnect::FrameTooLarge(size));
         }
         if !self.limiter.allow() {
             Metrics::inc(&self.context.metrics.messages_rate_limited);
-            if self.limiter.strikes > self.context.limits.flood_strikes {
+            if self.limiter.strikes > limits.flood_strikes {
                 Metrics::inc(&self.context.metrics.closed_flood);
-                close(
-                    &mut self.socket,
-                    close_code::POLICY_VIOLATION,
-                    "too many messages",
-                )
-                .await;
+                self.close(close_code::POLICY_VIOLATION, "too many messages")
+                    .await;
                 return Err(Disconnect::Flood);
             }
             if self.limiter.strikes == 1 {
                 let message = format!(
                     "too many messages: at most {} per second; this one was ignored",
-                    self.context.limits.messages_per_second
+                    limits.messages_per_second
                 );
                 return self
-                    .reply(&ServerMessage::error(ErrorCode::RateLimited, message))
+                    .send(&ServerMessage::error(ErrorCode::RateLimited, message))
                     .await;
             }
             return Ok(());
@@ -286,7 +381,7 @@ impl Connection {
             Metrics::inc(&self.context.metrics.messages_invalid);
             let message = "binary frames are not understood: send JSON text frames";
             return self
-                .reply(&ServerMessage::error(ErrorCode::InvalidMessage, message))
+                .send(&ServerMessage::error(ErrorCode::InvalidMessage, message))
                 .await;
         };
         let command = match ClientMessage::parse(text) {
@@ -294,57 +389,47 @@ impl Connection {
             Err(error) => {
                 Metrics::inc(&self.context.metrics.messages_invalid);
                 return self
-                    .reply(&ServerMessage::error(
+                    .send(&ServerMessage::error(
                         ErrorCode::InvalidMessage,
                         error.to_string(),
                     ))
                     .await;
             }
         };
+        let id = self.registration.id;
         let answer = match command {
-            ClientMessage::UpdateTerm { term } => {
-                match Query::parse(&term, self.context.limits.max_term_length) {
-                    Ok(query) => {
-                        let query = Arc::new(query);
-                        let term = query.term().to_owned();
-                        self.generation = self.context.hub.set_query(self.registration.id, query);
-                        ServerMessage::UpdatedTerm { term }
-                    }
-                    Err(error) => ServerMessage::error(error.code(), error.to_string()),
+            ClientMessage::UpdateTerm { term } => match Query::parse(&term, limits.max_term_length)
+            {
+                Ok(query) => {
+                    let query = Arc::new(query);
+                    let term = query.term().to_owned();
+                    self.generation = self.context.hub.set_query(id, query);
+                    ServerMessage::UpdatedTerm { term }
                 }
-            }
+                Err(error) => ServerMessage::error(error.code(), error.to_string()),
+            },
             ClientMessage::StopStream => {
-                self.generation = self.context.hub.set_streaming(self.registration.id, false);
+                self.generation = self.context.hub.set_streaming(id, false);
                 ServerMessage::StreamState { streaming: false }
             }
             ClientMessage::StartStream => {
-                self.generation = self.context.hub.set_streaming(self.registration.id, true);
+                self.generation = self.context.hub.set_streaming(id, true);
                 ServerMessage::StreamState { streaming: true }
             }
         };
-        self.reply(&answer).await
+        self.drop_stale();
+        self.send(&answer).await
     }
 
-    async fn reply(&mut self, message: &ServerMessage) -> Result<(), Disconnect> {
-        self.send(message)
-            .await
-            .map_err(|_| Disconnect::ClientClosed)
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), Disconnect> {
+        send(&mut self.socket, message, &self.context.limits).await
     }
 
-    async fn send(&mut self, message: &ServerMessage) -> Result<(), axum::Error> {
-        send(&mut self.socket, message).await
+    async fn write(&mut self, message: Message) -> Result<(), Disconnect> {
+        write(&mut self.socket, message, &self.context.limits).await
     }
-}
 
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
-    socket.send(Message::text(message.to_json())).await
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    // The peer may already be gone; there is nothing more to tell it then.
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    async fn close(&mut self, code: u16, reason: &str) {
+        close(&mut self.socket, code, reason, &self.context.limits).await
+    }
 }

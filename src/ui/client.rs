@@ -111,8 +111,8 @@ mod browser {
         Closed,
     }
 
-    /// One connection, from open to close. True when the server greeted us,
-    /// so the next attempt starts with a short delay.
+    /// One connection, from open to close. True when the server greeted us
+    /// and served us, so the next attempt starts with a short delay.
     async fn session(
         state: &PageState,
         url: &str,
@@ -158,6 +158,7 @@ mod browser {
             .chain(futures::stream::once(futures::future::ready(Event::Closed)));
         let outgoing = commands.by_ref().map(Event::Outgoing);
         let mut events = futures::stream::select(incoming, outgoing);
+        let mut turned_away = false;
         while let Some(event) = events.next().await {
             match event {
                 Event::Incoming(Ok(message)) => match decode(&message) {
@@ -167,6 +168,17 @@ mod browser {
                     }
                     Some(ServerMessage::UpdatedTerm { .. } | ServerMessage::Tweets { .. })
                         if restoring_stop => {}
+                    Some(
+                        message @ ServerMessage::Error {
+                            code: ErrorCode::ServerBusy,
+                            ..
+                        },
+                    ) => {
+                        // The server is full and closes: back off as after a failure.
+                        turned_away = true;
+                        state.link.set(LinkState::Reconnecting);
+                        apply(state, message);
+                    }
                     Some(message) => apply(state, message),
                     None => {}
                 },
@@ -178,7 +190,7 @@ mod browser {
                 }
             }
         }
-        true
+        !turned_away
     }
 
     fn encode(message: &ClientMessage) -> Message {

@@ -75,7 +75,9 @@ impl Feed {
 /// The avatar to show: the post's own when it is an http(s) URL or a path
 /// on this site, otherwise the local placeholder.
 pub fn avatar_src(raw: &str) -> String {
-    if is_http_url(raw) || (raw.starts_with('/') && !raw.starts_with("//")) {
+    // Browsers read `\` as `/`: `/\host/x` would leave the site.
+    let same_site_path = raw.starts_with('/') && !raw.starts_with("//") && !raw.contains('\\');
+    if is_http_url(raw) || same_site_path {
         raw.to_owned()
     } else {
         PLACEHOLDER_AVATAR.to_owned()
@@ -167,6 +169,7 @@ mod tests {
         assert_eq!(avatar_src("javascript:alert(1)"), PLACEHOLDER_AVATAR);
         assert_eq!(avatar_src("data:image/svg+xml,<svg>"), PLACEHOLDER_AVATAR);
         assert_eq!(avatar_src("//evil.example/x"), PLACEHOLDER_AVATAR);
+        assert_eq!(avatar_src("/\\evil.example/x.png"), PLACEHOLDER_AVATAR);
         assert_eq!(safe_link(Some("JavaScript:x")), None);
         assert_eq!(
             safe_link(Some("HTTPS://x.example/1")).as_deref(),

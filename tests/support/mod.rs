@@ -116,10 +116,15 @@ impl TestServer {
 }
 
 pub fn post_line(id: usize, text: &str) -> String {
+    post_line_by(id, &format!("user{id}"), text)
+}
+
+/// A post by the author with handle `screen_name`.
+pub fn post_line_by(id: usize, screen_name: &str, text: &str) -> String {
     let tweet = Tweet {
         id: id.to_string(),
         name: format!("Name {id}"),
-        screen_name: format!("user{id}"),
+        screen_name: screen_name.to_owned(),
         text: text.to_owned(),
         user_profile_image: String::new(),
         url: None,
