@@ -12,6 +12,7 @@ use twitter_search::server::{self, settings::Cli, settings::Settings};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,twitter_search=info")),
