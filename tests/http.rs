@@ -157,3 +157,19 @@ async fn a_missing_replay_file_stops_the_server_with_its_path() {
         .to_string();
     assert!(error.contains("/nonexistent/posts.ndjson"), "{error}");
 }
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_cannot_leave_the_site() {
+    let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
+    for path in [
+        "/nope",
+        "/../Cargo.toml",
+        "/pkg/../../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+    ] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("[package]"), "{path}");
+    }
+    server.shut_down().await;
+}

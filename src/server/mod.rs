@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
 use tracing::{info, warn};
 
 use self::hub::Hub;
@@ -196,6 +197,7 @@ pub async fn run(
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let site_root = options.site_root.to_string();
     Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -203,7 +205,7 @@ pub fn router(state: AppState) -> Router {
         .route("/avatars/{file}", get(avatar_image))
         .route("/avatar-placeholder.svg", get(placeholder_image))
         .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback_service(ServeDir::new(site_root).not_found_service(axum::routing::any(not_found)))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
 }
@@ -222,6 +224,10 @@ async fn common_headers(mut response: Response) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "Page not found.\n").into_response()
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
 
 use self::client::{Command, Link, LinkState};
 use self::feed::{avatar_src, safe_link, Card, Feed, FADE_MS, PLACEHOLDER_AVATAR};
@@ -67,11 +65,9 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/twitter-search.css"/>
         <Title text="twitter-search: live search"/>
         <Meta name="description" content="Posts that match your search, the moment they are published."/>
-        <Router>
-            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=SearchPage/>
-            </Routes>
-        </Router>
+        // One page, so no client-side router: it would only add weight to
+        // the WASM bundle. Other paths are static files or a plain 404.
+        <SearchPage/>
     }
 }
 
