@@ -12,10 +12,44 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
 use crate::query::{PreparedPost, Query};
 use crate::wire::Tweet;
 
 pub type ConnectionId = u64;
+
+/// A post with its JSON written once, however many connections it goes to.
+#[derive(Debug)]
+pub struct EncodedPost {
+    pub tweet: Arc<Tweet>,
+    pub json: Box<RawValue>,
+}
+
+impl EncodedPost {
+    pub fn new(tweet: Arc<Tweet>) -> EncodedPost {
+        // A post is strings and options of strings: serialising cannot fail.
+        let json = serde_json::value::to_raw_value(&*tweet).expect("posts always serialize");
+        EncodedPost { tweet, json }
+    }
+}
+
+/// The `tweets` message over posts already encoded; the same JSON as
+/// [`crate::wire::ServerMessage::Tweets`] (a unit test holds them equal).
+pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> String {
+    #[derive(Serialize)]
+    struct TweetsFrame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        tweets: Vec<&'a RawValue>,
+    }
+    let frame = TweetsFrame {
+        kind: "tweets",
+        tweets: posts.iter().map(|p| &*p.json).collect(),
+    };
+    serde_json::to_string(&frame).expect("raw JSON values always serialize")
+}
 
 /// A post queued for one connection, stamped with the connection's
 /// generation when it was queued: the socket drops posts from before its
@@ -23,7 +57,7 @@ pub type ConnectionId = u64;
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub generation: u64,
-    pub tweet: Arc<Tweet>,
+    pub post: Arc<EncodedPost>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -210,17 +244,22 @@ impl Hub {
         let prepared = PreparedPost::new(tweet);
         let registry = self.lock();
         let mut delivered = 0;
+        // Encoded on the first match only: most posts match no one.
+        let mut encoded: Option<Arc<EncodedPost>> = None;
         for group in registry.searches.values() {
             if !group.query.matches(&prepared) {
                 continue;
             }
+            let post = encoded
+                .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone())))
+                .clone();
             for id in &group.members {
                 let Some(connection) = registry.connections.get(id) else {
                     continue;
                 };
                 let delivery = Delivery {
                     generation: connection.generation,
-                    tweet: tweet.clone(),
+                    post: post.clone(),
                 };
                 match connection.outbox.try_send(delivery) {
                     Ok(()) => delivered += 1,
@@ -287,9 +326,22 @@ mod tests {
     fn texts(registration: &mut Registration) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(d) = registration.outbox.try_recv() {
-            out.push(d.tweet.text.clone());
+            out.push(d.post.tweet.text.clone());
         }
         out
+    }
+
+    #[test]
+    fn tweets_frame_is_the_protocol_message() {
+        let posts = [tweet("1", "a \"quoted\" <b>"), tweet("2", "é 🎉")];
+        let encoded: Vec<_> = posts
+            .iter()
+            .map(|t| Arc::new(EncodedPost::new(t.clone())))
+            .collect();
+        let typed = crate::wire::ServerMessage::Tweets {
+            tweets: posts.to_vec(),
+        };
+        assert_eq!(tweets_frame(&encoded), typed.to_json());
     }
 
     #[test]

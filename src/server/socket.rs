@@ -10,7 +10,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::hub::{Delivery, Hub, Registration};
+use super::hub::{tweets_frame, Delivery, Hub, Registration};
 use super::metrics::Metrics;
 use super::settings::LimitSettings;
 use super::UpstreamStatus;
@@ -315,15 +315,15 @@ impl Connection {
     /// `tweets` frame, then reports posts dropped for this connection.
     async fn flush(&mut self, batch: &mut Vec<Delivery>) -> Result<(), Disconnect> {
         let generation = self.generation;
-        let tweets: Vec<_> = self
+        let posts: Vec<_> = self
             .pending
             .drain(..)
             .chain(batch.drain(..))
             .filter(|d| d.generation == generation)
-            .map(|d| d.tweet)
+            .map(|d| d.post)
             .collect();
-        if !tweets.is_empty() {
-            self.send(&ServerMessage::Tweets { tweets }).await?;
+        if !posts.is_empty() {
+            self.write(Message::text(tweets_frame(&posts))).await?;
         }
         let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
         if skipped > 0 {
