@@ -323,22 +323,22 @@ async fn huge_frame_beyond_transport_cap_is_refused_without_harm() {
     server.shut_down().await;
 }
 
-#[tokio::test]
-async fn flood_is_rate_limited_then_closed_with_1008() {
-    let server = TestServer::replay(&pets(), |s| {
+/// 5 messages a second, bursts of 5, closed after 10 refusals.
+async fn flood_limited_server() -> TestServer {
+    TestServer::replay(&pets(), |s| {
         s.limits.messages_per_second = 5.0;
         s.limits.message_burst = 5.0;
         s.limits.flood_strikes = 10;
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn flood_is_rate_limited_then_closed_with_1008() {
+    let server = flood_limited_server().await;
     let mut client = Client::greeted(server.addr).await;
     for _ in 0..40 {
-        if client
-            .socket
-            .send(Message::text(r#"{"type":"startStream"}"#))
-            .await
-            .is_err()
-        {
+        if !client.try_send_text(r#"{"type":"startStream"}"#).await {
             break;
         }
     }
@@ -360,23 +360,13 @@ async fn flood_is_rate_limited_then_closed_with_1008() {
 
 #[tokio::test]
 async fn a_steady_flood_above_the_rate_is_closed_with_1008() {
-    let server = TestServer::replay(&pets(), |s| {
-        s.limits.messages_per_second = 5.0;
-        s.limits.message_burst = 5.0;
-        s.limits.flood_strikes = 10;
-    })
-    .await;
+    let server = flood_limited_server().await;
     let mut client = Client::greeted(server.addr).await;
     // Three times the allowed rate, spread out: the bucket lets some
     // through, which must not make the server forget the flood.
     let sender = tokio::spawn(async move {
         for _ in 0..60 {
-            if client
-                .socket
-                .send(Message::text(r#"{"type":"startStream"}"#))
-                .await
-                .is_err()
-            {
+            if !client.try_send_text(r#"{"type":"startStream"}"#).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(66)).await;

@@ -167,6 +167,11 @@ impl Client {
         self.socket.send(Message::text(text)).await.unwrap();
     }
 
+    /// Sends a text frame; false once the server has closed the socket.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.socket.send(Message::text(text)).await.is_ok()
+    }
+
     pub async fn send_json(&mut self, value: serde_json::Value) {
         self.send_text(&value.to_string()).await;
     }
