@@ -241,6 +241,10 @@ impl Hub {
     /// Checks `tweet` against every active search and queues it for the
     /// connections that match. Never waits: a full queue is counted as skipped.
     pub fn dispatch(&self, tweet: &Arc<Tweet>) -> usize {
+        if self.lock().searches.is_empty() {
+            // Nobody is searching: do not cut the post into words for nothing.
+            return 0;
+        }
         let prepared = PreparedPost::new(tweet);
         let registry = self.lock();
         let mut delivered = 0;
