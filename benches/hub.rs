@@ -31,7 +31,8 @@ fn setup(connections: usize, distinct: usize) -> (Arc<Hub>, Vec<Registration>) {
         .map(|i| {
             let registration = hub.register().unwrap();
             let term = format!("{} OR word{}", SEARCHES[i % SEARCHES.len()], i % distinct);
-            hub.set_query(registration.id, Arc::new(Query::parse(&term, 512).unwrap()));
+            hub.set_query(registration.id, Arc::new(Query::parse(&term, 512).unwrap()))
+                .expect("no source gate in the bench");
             registration
         })
         .collect();

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
+use twitter_search::server::sources::Source;
 use twitter_search::server::{self, settings::Cli, settings::Settings};
 
 #[tokio::main]
@@ -25,10 +26,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = server::check_source(settings.source.kind) {
-        error!("{e}");
-        return ExitCode::from(2);
-    }
+    let source = match Source::open(&settings.source).await {
+        Ok(source) => source,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(settings.addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -36,7 +40,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match server::run(listener, settings, shutdown_signal()).await {
+    match server::run_with_source(listener, settings, source, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

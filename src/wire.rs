@@ -16,7 +16,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 ///
 /// Readers ignore fields they do not know, so replay files and outside
 /// producers may carry more.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tweet {
     /// Unique within its source.
     pub id: String,
@@ -40,6 +40,28 @@ pub struct Tweet {
     /// Which source produced it.
     #[serde(default)]
     pub source: String,
+    /// Links whose full address the text only abbreviates (Bluesky and X
+    /// shorten them): a search on the full address matches the post.
+    /// Omitted when empty, so posts without them keep the original shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<PostLink>,
+    /// Hashtags the source attached to the post besides those in its text
+    /// (Mastodon's `tags`, Bluesky's facets and `tags`), without `#`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A link in a post's text: the full address, and where the text shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostLink {
+    /// The full http(s) address.
+    pub url: String,
+    /// Byte offsets (UTF-8, end exclusive) of the link's visible text in
+    /// `text`; both 0 when the text does not show it.
+    #[serde(default)]
+    pub start: u32,
+    #[serde(default)]
+    pub end: u32,
 }
 
 /// A message from the browser.
@@ -97,6 +119,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server is full.
     ServerBusy,
+    /// The source cannot take this search (for X: the rule limit is
+    /// reached, or the search does not fit in one rule).
+    SourceLimit,
 }
 
 impl ErrorCode {
@@ -107,6 +132,7 @@ impl ErrorCode {
             ErrorCode::TermTooLong => "termTooLong",
             ErrorCode::RateLimited => "rateLimited",
             ErrorCode::ServerBusy => "serverBusy",
+            ErrorCode::SourceLimit => "sourceLimit",
         }
     }
 }
@@ -234,6 +260,7 @@ mod tests {
             created_at: "2026-11-25T12:00:00Z".into(),
             lang: Some("en".into()),
             source: "replay".into(),
+            ..Default::default()
         }
     }
 
@@ -308,6 +335,10 @@ mod tests {
             (
                 ServerMessage::error(ErrorCode::ServerBusy, "x"),
                 r#"{"type":"error","code":"serverBusy","message":"x"}"#,
+            ),
+            (
+                ServerMessage::error(ErrorCode::SourceLimit, "x"),
+                r#"{"type":"error","code":"sourceLimit","message":"x"}"#,
             ),
         ];
         for (message, json) in cases {

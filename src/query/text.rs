@@ -87,15 +87,52 @@ pub struct PreparedPost {
     mentions: Vec<Span>,
     author: String,
     lang: Option<String>,
+    /// Pieces at which an extra segment (a link's full address, a tag the
+    /// source attached) starts: a phrase never runs across one.
+    boundaries: Vec<u32>,
 }
 
 impl PreparedPost {
     pub fn new(tweet: &Tweet) -> PreparedPost {
-        Self::from_parts(&tweet.text, &tweet.screen_name, tweet.lang.as_deref())
+        if tweet.links.is_empty() && tweet.tags.is_empty() {
+            return Self::from_parts(&tweet.text, &tweet.screen_name, tweet.lang.as_deref());
+        }
+        // Full addresses of shortened links and attached tags are matched as
+        // words of their own after the text.
+        let mut extras: Vec<String> = tweet.links.iter().map(|l| l.url.clone()).collect();
+        extras.extend(
+            tweet
+                .tags
+                .iter()
+                .map(|t| format!("#{}", t.trim_start_matches('#'))),
+        );
+        Self::with_extras(
+            &tweet.text,
+            &extras,
+            &tweet.screen_name,
+            tweet.lang.as_deref(),
+        )
     }
 
     pub fn from_parts(text: &str, screen_name: &str, lang: Option<&str>) -> PreparedPost {
-        let lower = text.to_lowercase();
+        Self::with_extras(text, &[], screen_name, lang)
+    }
+
+    /// The post's text followed by `extras`, each a segment of its own.
+    pub fn with_extras(
+        text: &str,
+        extras: &[String],
+        screen_name: &str,
+        lang: Option<&str>,
+    ) -> PreparedPost {
+        let mut lower = text.to_lowercase();
+        let mut segments = vec![(0, lower.len())];
+        for extra in extras {
+            lower.push('\n');
+            let start = lower.len();
+            lower.push_str(&extra.to_lowercase());
+            segments.push((start, lower.len()));
+        }
         let mut post = PreparedPost {
             lower: String::new(),
             words: Vec::new(),
@@ -106,13 +143,23 @@ impl PreparedPost {
             lang: lang
                 .map(|l| l.trim().to_lowercase())
                 .filter(|l| !l.is_empty()),
+            boundaries: Vec::new(),
         };
         let base = lower.as_ptr() as usize;
         let span_of = |s: &str| -> Span {
             let start = s.as_ptr() as usize - base;
             (start as u32, (start + s.len()) as u32)
         };
-        for raw in lower.split_whitespace() {
+        let words = segments.iter().enumerate().flat_map(|(i, &(start, end))| {
+            lower[start..end]
+                .split_whitespace()
+                .enumerate()
+                .map(move |(n, word)| (i > 0 && n == 0, word))
+        });
+        for (starts_segment, raw) in words {
+            if starts_segment {
+                post.boundaries.push(post.pieces.len() as u32);
+            }
             // Leading brackets and quotes go, but `#` and `@` say what the word is.
             let lead = raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
             let mut tagged = false;
@@ -226,7 +273,10 @@ impl PreparedPost {
                 at += 1;
             }
         }
-        true
+        !self
+            .boundaries
+            .iter()
+            .any(|&b| start < b as usize && (b as usize) < at)
     }
 }
 
@@ -283,6 +333,39 @@ mod tests {
         assert!(!p.has_whole_word("www.example.com/news"));
         assert!(p.has_piece("example"));
         assert!(p.has_piece("news"));
+    }
+
+    #[test]
+    fn attached_links_and_tags_match_as_words_of_their_own() {
+        let tweet = Tweet {
+            text: "read this: example.com/long… now".into(),
+            screen_name: "a".into(),
+            links: vec![crate::wire::PostLink {
+                url: "https://www.example.com/long/path".into(),
+                start: 11,
+                end: 28,
+            }],
+            tags: vec!["RustLang".into()],
+            ..Default::default()
+        };
+        let p = PreparedPost::new(&tweet);
+        assert!(p.has_whole_word("example.com/long/path"));
+        assert!(p.has_hashtag("rustlang"));
+        assert!(p.has_piece("now"));
+        let phrase = |words: &[&str]| -> Vec<PhraseWord> {
+            words
+                .iter()
+                .map(|w| PhraseWord {
+                    text: (*w).into(),
+                    whole: false,
+                })
+                .collect()
+        };
+        assert!(p.has_phrase(&phrase(&["long", "path"])));
+        assert!(
+            !p.has_phrase(&phrase(&["now", "https"])),
+            "a phrase never runs from the text into an attached link"
+        );
     }
 
     #[test]

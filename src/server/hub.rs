@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
+use super::sources::{ActiveSearches, SearchGate, SourcePost};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -110,24 +111,42 @@ struct Registry {
 }
 
 impl Registry {
-    fn leave_group(&mut self, id: ConnectionId, term: &str) {
+    /// True when the search lost its last member and is no longer active.
+    fn leave_group(&mut self, id: ConnectionId, term: &str) -> bool {
         if let Some(group) = self.searches.get_mut(term) {
             group.members.retain(|&m| m != id);
             if group.members.is_empty() {
                 self.searches.remove(term);
+                return true;
             }
         }
+        false
     }
 
-    fn join_group(&mut self, id: ConnectionId, query: Arc<Query>) {
+    /// True when the search was not active before.
+    fn join_group(&mut self, id: ConnectionId, query: Arc<Query>) -> bool {
+        let mut created = false;
         self.searches
             .entry(query.term().to_owned())
-            .or_insert_with(|| SearchGroup {
-                query: query.clone(),
-                members: Vec::new(),
+            .or_insert_with(|| {
+                created = true;
+                SearchGroup {
+                    query: query.clone(),
+                    members: Vec::new(),
+                }
             })
             .members
             .push(id);
+        created
+    }
+
+    fn snapshot(&self) -> ActiveSearches {
+        Arc::new(
+            self.searches
+                .iter()
+                .map(|(term, group)| (term.clone(), group.query.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -140,16 +159,50 @@ pub struct Hub {
     max_connections: usize,
     outbound_queue: usize,
     metrics: Arc<Metrics>,
+    /// The set of distinct active searches, replaced on every change (under
+    /// the registry lock, so changes are published in order). Receivers:
+    /// the source task (X turns them into rules).
+    active: watch::Sender<ActiveSearches>,
+    /// Asked before a search that is not active yet is accepted.
+    gate: Option<Arc<dyn SearchGate>>,
+}
+
+/// Why a search was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SearchRefused {
+    /// The source cannot take it; the sentence says why.
+    #[error("{0}")]
+    SourceLimit(String),
 }
 
 impl Hub {
     pub fn new(max_connections: usize, outbound_queue: usize, metrics: Arc<Metrics>) -> Arc<Hub> {
+        Self::with_gate(max_connections, outbound_queue, metrics, None)
+    }
+
+    pub fn with_gate(
+        max_connections: usize,
+        outbound_queue: usize,
+        metrics: Arc<Metrics>,
+        gate: Option<Arc<dyn SearchGate>>,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             registry: Mutex::new(Registry::default()),
             max_connections,
             outbound_queue,
             metrics,
+            active: watch::Sender::new(ActiveSearches::default()),
+            gate,
         })
+    }
+
+    /// Follows the set of distinct active searches.
+    pub fn watch_searches(&self) -> watch::Receiver<ActiveSearches> {
+        self.active.subscribe()
+    }
+
+    fn publish(&self, registry: &Registry) {
+        self.active.send_replace(registry.snapshot());
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -191,28 +244,52 @@ impl Hub {
         let mut registry = self.lock();
         if let Some(connection) = registry.connections.remove(&id) {
             if let (Some(query), true) = (connection.query, connection.streaming) {
-                registry.leave_group(id, query.term());
+                if registry.leave_group(id, query.term()) {
+                    self.publish(&registry);
+                }
             }
         }
     }
 
     /// Sets a connection's search and resumes it; returns the generation
-    /// from which its queued posts belong to the new search.
-    pub fn set_query(&self, id: ConnectionId, query: Arc<Query>) -> u64 {
+    /// from which its queued posts belong to the new search. A search the
+    /// source cannot take is refused and the previous one stays.
+    pub fn set_query(&self, id: ConnectionId, query: Arc<Query>) -> Result<u64, SearchRefused> {
         let mut registry = self.lock();
+        if let Some(gate) = &self.gate {
+            if !registry.searches.contains_key(query.term()) {
+                let current = registry.connections.get(&id);
+                let frees_one = current.is_some_and(|c| {
+                    c.streaming
+                        && c.query.as_ref().is_some_and(|q| {
+                            registry
+                                .searches
+                                .get(q.term())
+                                .is_some_and(|g| g.members.len() == 1)
+                        })
+                });
+                let distinct_after = registry.searches.len() + 1 - usize::from(frees_one);
+                gate.admit(&query, distinct_after)
+                    .map_err(SearchRefused::SourceLimit)?;
+            }
+        }
         let Some(connection) = registry.connections.get_mut(&id) else {
-            return 0;
+            return Ok(0);
         };
         let old = connection.query.replace(query.clone());
         let was_streaming = std::mem::replace(&mut connection.streaming, true);
         connection.generation += 1;
         connection.skipped.store(0, Ordering::Relaxed);
         let generation = connection.generation;
+        let mut changed = false;
         if let (Some(old), true) = (old, was_streaming) {
-            registry.leave_group(id, old.term());
+            changed |= registry.leave_group(id, old.term());
         }
-        registry.join_group(id, query);
-        generation
+        changed |= registry.join_group(id, query);
+        if changed {
+            self.publish(&registry);
+        }
+        Ok(generation)
     }
 
     /// Stops or resumes delivery; returns the connection's new generation.
@@ -229,10 +306,13 @@ impl Hub {
         connection.skipped.store(0, Ordering::Relaxed);
         let generation = connection.generation;
         if let Some(query) = connection.query.clone() {
-            if streaming {
-                registry.join_group(id, query);
+            let changed = if streaming {
+                registry.join_group(id, query)
             } else {
-                registry.leave_group(id, query.term());
+                registry.leave_group(id, query.term())
+            };
+            if changed {
+                self.publish(&registry);
             }
         }
         generation
@@ -241,7 +321,13 @@ impl Hub {
     /// Checks `tweet` against every active search and queues it for the
     /// connections that match. Never waits: a full queue is counted as skipped.
     pub fn dispatch(&self, tweet: &Arc<Tweet>) -> usize {
-        if self.lock().searches.is_empty() {
+        self.dispatch_routed(tweet, None)
+    }
+
+    /// As [`Hub::dispatch`], checking only the searches in `routes` when
+    /// the upstream says which ones the post matched (X's rules).
+    pub fn dispatch_routed(&self, tweet: &Arc<Tweet>, routes: Option<&[String]>) -> usize {
+        if self.lock().searches.is_empty() || routes.is_some_and(<[String]>::is_empty) {
             // Nobody is searching: do not cut the post into words for nothing.
             return 0;
         }
@@ -250,7 +336,11 @@ impl Hub {
         let mut delivered = 0;
         // Encoded on the first match only: most posts match no one.
         let mut encoded: Option<Arc<EncodedPost>> = None;
-        for group in registry.searches.values() {
+        let groups: Box<dyn Iterator<Item = &SearchGroup>> = match routes {
+            Some(terms) => Box::new(terms.iter().filter_map(|t| registry.searches.get(t))),
+            None => Box::new(registry.searches.values()),
+        };
+        for group in groups {
             if !group.query.matches(&prepared) {
                 continue;
             }
@@ -295,12 +385,12 @@ impl Hub {
 /// `posts` — sender: the source task; receiver: this task. Bounded, so a
 /// source faster than the fan-out is slowed down rather than buffered
 /// without limit. When the source ends and drops its sender, this returns.
-pub async fn run_dispatch(hub: Arc<Hub>, mut posts: mpsc::Receiver<Tweet>) {
+pub async fn run_dispatch(hub: Arc<Hub>, mut posts: mpsc::Receiver<SourcePost>) {
     let mut batch = Vec::with_capacity(64);
     while posts.recv_many(&mut batch, 64).await > 0 {
-        for tweet in batch.drain(..) {
+        for post in batch.drain(..) {
             Metrics::inc(&hub.metrics.posts_received);
-            hub.dispatch(&Arc::new(tweet));
+            hub.dispatch_routed(&Arc::new(post.tweet), post.routes.as_deref());
         }
     }
 }
@@ -320,6 +410,7 @@ mod tests {
             created_at: "2026-11-25T12:00:00Z".into(),
             lang: None,
             source: "test".into(),
+            ..Default::default()
         })
     }
 
@@ -354,8 +445,8 @@ mod tests {
         let mut cats = hub.register().unwrap();
         let mut dogs = hub.register().unwrap();
         let mut idle = hub.register().unwrap();
-        hub.set_query(cats.id, query("cats"));
-        hub.set_query(dogs.id, query("dogs"));
+        hub.set_query(cats.id, query("cats")).unwrap();
+        hub.set_query(dogs.id, query("dogs")).unwrap();
         hub.dispatch(&tweet("1", "cats nap"));
         hub.dispatch(&tweet("2", "dogs run"));
         hub.dispatch(&tweet("3", "cats and dogs"));
@@ -369,8 +460,8 @@ mod tests {
         let hub = Hub::new(10, 16, Arc::default());
         let a = hub.register().unwrap();
         let b = hub.register().unwrap();
-        hub.set_query(a.id, query("rust"));
-        hub.set_query(b.id, query("  rust "));
+        hub.set_query(a.id, query("rust")).unwrap();
+        hub.set_query(b.id, query("  rust ")).unwrap();
         assert_eq!(hub.active_searches(), 1);
         assert_eq!(hub.dispatch(&tweet("1", "rust")), 2);
     }
@@ -379,7 +470,7 @@ mod tests {
     fn stopped_connections_get_nothing_and_resume() {
         let hub = Hub::new(10, 16, Arc::default());
         let mut a = hub.register().unwrap();
-        hub.set_query(a.id, query("rust"));
+        hub.set_query(a.id, query("rust")).unwrap();
         hub.set_streaming(a.id, false);
         assert_eq!(hub.active_searches(), 0);
         hub.dispatch(&tweet("1", "rust"));
@@ -393,7 +484,7 @@ mod tests {
     fn full_queue_counts_skipped_instead_of_blocking() {
         let hub = Hub::new(10, 2, Arc::default());
         let mut a = hub.register().unwrap();
-        hub.set_query(a.id, query("x"));
+        hub.set_query(a.id, query("x")).unwrap();
         for i in 0..5 {
             hub.dispatch(&tweet(&i.to_string(), "x"));
         }
@@ -414,7 +505,7 @@ mod tests {
     fn unregister_leaves_search_groups() {
         let hub = Hub::new(10, 2, Arc::default());
         let a = hub.register().unwrap();
-        hub.set_query(a.id, query("x"));
+        hub.set_query(a.id, query("x")).unwrap();
         assert_eq!(hub.active_searches(), 1);
         drop(a);
         assert_eq!(hub.active_searches(), 0);
@@ -422,12 +513,85 @@ mod tests {
     }
 
     #[test]
+    fn active_searches_are_published_on_change_only() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut active = hub.watch_searches();
+        let a = hub.register().unwrap();
+        let b = hub.register().unwrap();
+        hub.set_query(a.id, query("rust")).unwrap();
+        assert!(active.has_changed().unwrap());
+        assert_eq!(
+            active.borrow_and_update().keys().collect::<Vec<_>>(),
+            ["rust"]
+        );
+        hub.set_query(b.id, query("rust")).unwrap();
+        assert!(
+            !active.has_changed().unwrap(),
+            "a shared search is no change"
+        );
+        drop(a);
+        assert!(!active.has_changed().unwrap());
+        hub.set_streaming(b.id, false);
+        assert!(active.borrow_and_update().is_empty());
+    }
+
+    struct AtMost(usize);
+
+    impl SearchGate for AtMost {
+        fn admit(&self, query: &Query, distinct_after: usize) -> Result<(), String> {
+            if query.term().contains("banned") {
+                return Err("no rule for that".into());
+            }
+            if distinct_after > self.0 {
+                return Err(format!("at most {} searches", self.0));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_source_gate_refuses_new_searches_and_the_old_one_stays() {
+        let hub = Hub::with_gate(10, 8, Arc::default(), Some(Arc::new(AtMost(2))));
+        let mut a = hub.register().unwrap();
+        let b = hub.register().unwrap();
+        let c = hub.register().unwrap();
+        hub.set_query(a.id, query("one")).unwrap();
+        hub.set_query(b.id, query("two")).unwrap();
+        assert!(matches!(
+            hub.set_query(c.id, query("three")),
+            Err(SearchRefused::SourceLimit(_))
+        ));
+        hub.set_query(c.id, query("two")).unwrap();
+        // Replacing a connection's only search frees its slot.
+        hub.set_query(a.id, query("three")).unwrap();
+        assert!(hub.set_query(a.id, query("banned")).is_err());
+        hub.dispatch(&tweet("1", "three"));
+        assert_eq!(texts(&mut a), ["three"]);
+    }
+
+    #[test]
+    fn routed_posts_are_checked_against_their_routes_only() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut a = hub.register().unwrap();
+        let mut b = hub.register().unwrap();
+        hub.set_query(a.id, query("cats")).unwrap();
+        hub.set_query(b.id, query("dogs")).unwrap();
+        let routes = ["cats".to_owned()];
+        hub.dispatch_routed(&tweet("1", "cats and dogs"), Some(&routes));
+        assert_eq!(texts(&mut a), ["cats and dogs"]);
+        assert!(texts(&mut b).is_empty());
+        // Routes are confirmed by the matcher.
+        hub.dispatch_routed(&tweet("2", "dogs only"), Some(&routes));
+        assert!(texts(&mut a).is_empty());
+    }
+
+    #[test]
     fn generation_moves_on_with_each_change() {
         let hub = Hub::new(10, 8, Arc::default());
         let mut a = hub.register().unwrap();
-        let g1 = hub.set_query(a.id, query("x"));
+        let g1 = hub.set_query(a.id, query("x")).unwrap();
         hub.dispatch(&tweet("1", "x"));
-        let g2 = hub.set_query(a.id, query("y"));
+        let g2 = hub.set_query(a.id, query("y")).unwrap();
         assert!(g2 > g1);
         let old = a.outbox.try_recv().unwrap();
         assert_eq!(old.generation, g1);

@@ -1,7 +1,9 @@
 //! Counters exposed at `GET /metrics` in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Process-wide counters. Plain atomics: the hot path only ever adds.
 #[derive(Debug, Default)]
@@ -21,6 +23,9 @@ pub struct Metrics {
     pub closed_flood: AtomicU64,
     pub closed_idle: AtomicU64,
     pub closed_slow: AtomicU64,
+    /// Upstream reconnects by source and reason. Touched once per
+    /// reconnect, never per post.
+    reconnects: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -34,6 +39,23 @@ impl Metrics {
 
     pub fn dec(counter: &AtomicU64) {
         counter.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts one reconnect of `source` for `reason` (a short label such as
+    /// `network`, `http`, `rate_limited`, `stall`).
+    pub fn count_reconnect(&self, source: &'static str, reason: &'static str) {
+        let mut reconnects = self.reconnects.lock().unwrap_or_else(|e| e.into_inner());
+        *reconnects.entry((source, reason)).or_default() += 1;
+    }
+
+    /// Reconnects of `source` for `reason` so far.
+    pub fn reconnects(&self, source: &str, reason: &str) -> u64 {
+        let reconnects = self.reconnects.lock().unwrap_or_else(|e| e.into_inner());
+        reconnects
+            .iter()
+            .filter(|((s, r), _)| *s == source && *r == reason)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The Prometheus exposition text; `active_searches` comes from the hub.
@@ -143,6 +165,18 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let name = "twitter_search_source_reconnects_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} reconnects to the upstream, by source and reason\n# TYPE {name} counter"
+        );
+        let reconnects = self.reconnects.lock().unwrap_or_else(|e| e.into_inner());
+        for ((source, reason), value) in reconnects.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{source}\",reason=\"{reason}\"}} {value}"
+            );
+        }
         out
     }
 
@@ -162,5 +196,12 @@ mod tests {
         let text = metrics.render(3);
         assert!(text.contains("# TYPE twitter_search_posts_received_total counter\ntwitter_search_posts_received_total 1\n"));
         assert!(text.contains("twitter_search_active_searches 3\n"));
+        metrics.count_reconnect("x", "network");
+        metrics.count_reconnect("x", "network");
+        let text = metrics.render(3);
+        assert!(text.contains(
+            "twitter_search_source_reconnects_total{source=\"x\",reason=\"network\"} 2\n"
+        ));
+        assert_eq!(metrics.reconnects("x", "network"), 2);
     }
 }

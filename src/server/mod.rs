@@ -29,10 +29,12 @@ use tracing::{info, warn};
 
 use self::hub::Hub;
 use self::metrics::Metrics;
-use self::settings::{Settings, SourceKind};
+use self::settings::Settings;
 use self::socket::SocketContext;
+use self::sources::record::Recorder;
+use self::sources::{Source, SourceError, SourceStatus};
 use crate::ui::{shell, App};
-use crate::wire::{ServerMessage, UpstreamState};
+use crate::wire::UpstreamState;
 
 /// Posts waiting between the source task and the hub's dispatch.
 const SOURCE_QUEUE: usize = 1024;
@@ -40,37 +42,10 @@ const SOURCE_QUEUE: usize = 1024;
 /// How long shutdown waits for every socket to send its 1001 close.
 const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The upstream link's state, as sent to browsers in `upstream`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpstreamStatus {
-    pub state: UpstreamState,
-    pub detail: Option<String>,
-}
-
-impl UpstreamStatus {
-    pub fn new(state: UpstreamState, detail: Option<String>) -> Self {
-        UpstreamStatus { state, detail }
-    }
-
-    pub fn message(&self) -> ServerMessage {
-        ServerMessage::Upstream {
-            state: self.state,
-            detail: self.detail.clone(),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(
-        "the {0} source is not available in this version; use --source demo or --source replay"
-    )]
-    SourceUnavailable(&'static str),
-    #[error("cannot read the replay file {path}: {source}")]
-    ReplayFile {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("the server stopped: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -128,24 +103,46 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let source = Source::open(&settings.source).await?;
+    run_with_source(listener, settings, source, shutdown).await
+}
+
+/// [`run`] with a source already opened (the binary opens it before it
+/// binds its port, so a wrong setting stops it at once).
+pub async fn run_with_source(
+    listener: TcpListener,
+    settings: Settings,
+    source: Source,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let settings = Arc::new(settings);
     let source_name = settings.source.kind.as_str();
-    let source = sources::Source::open(&settings.source).await?;
+    let (recorder, record_writer) = match &settings.source.record {
+        Some(path) => {
+            let (recorder, writer) = Recorder::open(path).await?;
+            info!(path = %path.display(), "recording every post received");
+            (Some(recorder), Some(writer))
+        }
+        None => (None, None),
+    };
 
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(
+    let hub = Hub::with_gate(
         settings.limits.max_connections,
         settings.limits.outbound_queue,
         metrics.clone(),
+        source.search_gate(),
     );
     let cancel = CancellationToken::new();
-    let (status_tx, status_rx) =
-        watch::channel(UpstreamStatus::new(UpstreamState::Connecting, None));
+    let (status_tx, status_rx) = watch::channel(SourceStatus::new(UpstreamState::Connecting, None));
     let (posts_tx, posts_rx) = mpsc::channel(SOURCE_QUEUE);
 
     let source_task = tokio::spawn(source.run(sources::SourceLink {
+        name: source_name,
         posts: posts_tx,
         status: status_tx,
+        searches: hub.watch_searches(),
+        recorder,
         metrics: metrics.clone(),
         shutdown: cancel.clone(),
     }));
@@ -190,6 +187,13 @@ pub async fn run(
     }
     source_task.abort();
     dispatch_task.abort();
+    // The aborted source drops its recorder: the writer flushes and ends.
+    let _ = source_task.await;
+    if let Some(writer) = record_writer {
+        if tokio::time::timeout(SOCKET_DRAIN, writer).await.is_err() {
+            warn!("the record file was not flushed in time");
+        }
+    }
     served.map_err(ServerError::from)
 }
 
@@ -200,7 +204,7 @@ pub fn router(state: AppState) -> Router {
     let site_root = options.site_root.to_string();
     Router::new()
         .route("/ws", get(upgrade))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics_text))
         .route("/avatars/{file}", get(avatar_image))
         .route("/avatar-placeholder.svg", get(placeholder_image))
@@ -224,6 +228,20 @@ async fn common_headers(mut response: Response) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+/// `/healthz`: up, with the source's state, the node's role and its
+/// connections (PROTOCOL.md).
+async fn health(State(state): State<AppState>) -> Response {
+    let upstream = state.socket.upstream.borrow().state;
+    let body = serde_json::json!({
+        "status": "ok",
+        "source": state.settings.source.kind.as_str(),
+        "upstream": upstream.as_str(),
+        "role": "single",
+        "connections": state.hub.connection_count(),
+    });
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
 async fn not_found() -> Response {
@@ -305,14 +323,6 @@ async fn upgrade(
     ws.max_message_size(transport_cap)
         .max_frame_size(transport_cap)
         .on_upgrade(move |socket| state.sockets.track_future(socket::serve(socket, context)))
-}
-
-/// The source named in the settings is one this build can run.
-pub fn check_source(kind: SourceKind) -> Result<(), ServerError> {
-    match kind {
-        SourceKind::Demo | SourceKind::Replay => Ok(()),
-        other => Err(ServerError::SourceUnavailable(other.as_str())),
-    }
 }
 
 #[cfg(test)]

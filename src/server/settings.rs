@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use clap::{builder::BoolishValueParser, Parser, ValueEnum};
 use serde::Deserialize;
 
+/// Slowest and fastest `--rate` besides 0, in posts per second.
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
 
@@ -66,10 +70,75 @@ pub struct SourceSettings {
     pub replay_file: Option<PathBuf>,
     /// Start the replay file again when it ends.
     pub loop_replay: bool,
+    /// Append every post received to this NDJSON replay file.
+    pub record: Option<PathBuf>,
+    pub x: XSettings,
+    pub bluesky: BlueskySettings,
+    pub mastodon: MastodonSettings,
+}
+
+/// The `x` source: X API v2 filtered stream (token: `X_BEARER_TOKEN`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XSettings {
+    /// Base URL of the X API v2. Default `https://api.x.com`.
+    pub api_url: String,
+    /// Rules the app may hold (one per distinct search). Default 1000, the
+    /// pay-per-use limit.
+    pub max_rules: usize,
+    /// Longest rule, in characters. Default 1024.
+    pub max_rule_length: usize,
+}
+
+impl Default for XSettings {
+    fn default() -> Self {
+        XSettings {
+            api_url: "https://api.x.com".to_owned(),
+            max_rules: 1000,
+            max_rule_length: 1024,
+        }
+    }
+}
+
+/// The `bluesky` source: Jetstream, with profiles from an AppView.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlueskySettings {
+    /// WebSocket URL of Jetstream's `/subscribe`.
     pub jetstream_url: String,
+    /// Where `app.bsky.actor.getProfiles` is asked for names and avatars.
     pub appview_url: String,
-    pub x_api_url: String,
-    pub mastodon_url: Option<String>,
+    /// Authors whose profile is kept in memory. Default 50 000.
+    pub profile_cache: usize,
+}
+
+impl Default for BlueskySettings {
+    fn default() -> Self {
+        BlueskySettings {
+            jetstream_url: "wss://jetstream2.us-east.bsky.network/subscribe".to_owned(),
+            appview_url: "https://public.api.bsky.app".to_owned(),
+            profile_cache: 50_000,
+        }
+    }
+}
+
+/// The `mastodon` source: an instance's streaming API (token: `MASTODON_TOKEN`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MastodonSettings {
+    /// Base URL of the instance, e.g. `https://mastodon.social`.
+    pub url: Option<String>,
+    /// The timeline to follow: `public`, `public:local` or `public:remote`.
+    pub stream: String,
+}
+
+impl Default for MastodonSettings {
+    fn default() -> Self {
+        MastodonSettings {
+            url: None,
+            stream: "public".to_owned(),
+        }
+    }
 }
 
 /// Bounds on what strangers can make the server do.
@@ -142,10 +211,10 @@ impl Default for Settings {
                 seed: 1,
                 replay_file: None,
                 loop_replay: false,
-                jetstream_url: "wss://jetstream2.us-east.bsky.network/subscribe".to_owned(),
-                appview_url: "https://public.api.bsky.app".to_owned(),
-                x_api_url: "https://api.x.com".to_owned(),
-                mastodon_url: None,
+                record: None,
+                x: XSettings::default(),
+                bluesky: BlueskySettings::default(),
+                mastodon: MastodonSettings::default(),
             },
             limits: LimitSettings::default(),
             allowed_origins: Vec::new(),
@@ -172,10 +241,10 @@ struct FileSource {
     replay_file: Option<PathBuf>,
     #[serde(rename = "loop")]
     loop_replay: Option<bool>,
-    jetstream_url: Option<String>,
-    appview_url: Option<String>,
-    x_api_url: Option<String>,
-    mastodon_url: Option<String>,
+    record: Option<PathBuf>,
+    x: Option<XSettings>,
+    bluesky: Option<BlueskySettings>,
+    mastodon: Option<MastodonSettings>,
 }
 
 /// The command line; every option also reads an environment variable.
@@ -208,6 +277,9 @@ pub struct Cli {
     #[arg(long = "loop", env = "TWITTER_SEARCH_LOOP", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub loop_replay: Option<bool>,
+    /// Append every post received, from any source, to this NDJSON replay file.
+    #[arg(long, env = "TWITTER_SEARCH_RECORD")]
+    pub record: Option<PathBuf>,
     /// WebSocket URL of Bluesky Jetstream's /subscribe.
     #[arg(long, env = "JETSTREAM_URL")]
     pub jetstream_url: Option<String>,
@@ -291,17 +363,17 @@ impl Settings {
         if let Some(loop_replay) = f.loop_replay {
             source.loop_replay = loop_replay;
         }
-        if let Some(url) = f.jetstream_url {
-            source.jetstream_url = url;
+        if f.record.is_some() {
+            source.record = f.record;
         }
-        if let Some(url) = f.appview_url {
-            source.appview_url = url;
+        if let Some(x) = f.x {
+            source.x = x;
         }
-        if let Some(url) = f.x_api_url {
-            source.x_api_url = url;
+        if let Some(bluesky) = f.bluesky {
+            source.bluesky = bluesky;
         }
-        if f.mastodon_url.is_some() {
-            source.mastodon_url = f.mastodon_url;
+        if let Some(mastodon) = f.mastodon {
+            source.mastodon = mastodon;
         }
     }
 
@@ -325,17 +397,20 @@ impl Settings {
         if let Some(loop_replay) = cli.loop_replay {
             source.loop_replay = loop_replay;
         }
+        if cli.record.is_some() {
+            source.record = cli.record.clone();
+        }
         if let Some(url) = &cli.jetstream_url {
-            source.jetstream_url = url.clone();
+            source.bluesky.jetstream_url = url.clone();
         }
         if let Some(url) = &cli.appview_url {
-            source.appview_url = url.clone();
+            source.bluesky.appview_url = url.clone();
         }
         if let Some(url) = &cli.x_api_url {
-            source.x_api_url = url.clone();
+            source.x.api_url = url.clone();
         }
         if cli.mastodon_url.is_some() {
-            source.mastodon_url = cli.mastodon_url.clone();
+            source.mastodon.url = cli.mastodon_url.clone();
         }
         if !cli.allowed_origins.is_empty() {
             self.allowed_origins = cli.allowed_origins.clone();
@@ -347,26 +422,103 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         if let Some(rate) = self.source.rate {
-            if !rate.is_finite() || rate < 0.0 {
+            // Below one post in 1000 s the pacing interval is absurd (and
+            // past ~1e-19 it overflows a Duration).
+            if !rate.is_finite() || !(rate == 0.0 || (MIN_RATE..=MAX_RATE).contains(&rate)) {
                 return Err(SettingsError::Invalid(format!(
-                    "--rate must be a number of posts per second, 0 or more (got {rate})"
+                    "--rate must be 0 (as fast as possible) or between {MIN_RATE} and {MAX_RATE} posts per second (got {rate})"
                 )));
             }
+        }
+        let within = |name: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(SettingsError::Invalid(format!(
+                    "{name} must be between {min} and {max} (got {value})"
+                )))
+            }
+        };
+        let limits = &self.limits;
+        within(
+            "limits.ping_interval_secs",
+            limits.ping_interval_secs,
+            1,
+            3600,
+        )?;
+        within(
+            "limits.idle_timeout_secs",
+            limits.idle_timeout_secs,
+            2,
+            86_400,
+        )?;
+        within(
+            "limits.write_timeout_secs",
+            limits.write_timeout_secs,
+            1,
+            3600,
+        )?;
+        within(
+            "limits.max_term_length",
+            limits.max_term_length as u64,
+            8,
+            limits.max_frame_bytes as u64,
+        )?;
+        within(
+            "limits.max_frame_bytes",
+            limits.max_frame_bytes as u64,
+            64,
+            1 << 20,
+        )?;
+        within(
+            "limits.outbound_queue",
+            limits.outbound_queue as u64,
+            1,
+            1 << 20,
+        )?;
+        within(
+            "limits.max_connections",
+            limits.max_connections as u64,
+            1,
+            1 << 24,
+        )?;
+        within(
+            "limits.flood_strikes",
+            u64::from(limits.flood_strikes),
+            1,
+            1_000_000,
+        )?;
+        if !(limits.messages_per_second.is_finite() && limits.message_burst.is_finite()) {
+            return Err(SettingsError::Invalid(
+                "limits.messages_per_second and limits.message_burst must be numbers".to_owned(),
+            ));
+        }
+        let x = &self.source.x;
+        within("source.x.max_rules", x.max_rules as u64, 1, 100_000)?;
+        within(
+            "source.x.max_rule_length",
+            x.max_rule_length as u64,
+            16,
+            100_000,
+        )?;
+        within(
+            "source.bluesky.profile_cache",
+            self.source.bluesky.profile_cache as u64,
+            100,
+            10_000_000,
+        )?;
+        if !matches!(
+            self.source.mastodon.stream.as_str(),
+            "public" | "public:local" | "public:remote"
+        ) {
+            return Err(SettingsError::Invalid(format!(
+                "source.mastodon.stream must be public, public:local or public:remote (got {:?})",
+                self.source.mastodon.stream
+            )));
         }
         if self.source.kind == SourceKind::Replay && self.source.replay_file.is_none() {
             return Err(SettingsError::Invalid(
                 "the replay source needs a file: pass --replay-file <path.ndjson>".to_owned(),
-            ));
-        }
-        let limits = &self.limits;
-        if limits.max_frame_bytes < 64 {
-            return Err(SettingsError::Invalid(
-                "limits.max_frame_bytes must be at least 64".to_owned(),
-            ));
-        }
-        if limits.outbound_queue == 0 || limits.max_connections == 0 {
-            return Err(SettingsError::Invalid(
-                "limits.outbound_queue and limits.max_connections must be at least 1".to_owned(),
             ));
         }
         if !(limits.messages_per_second > 0.0 && limits.message_burst >= 1.0) {
@@ -476,5 +628,59 @@ mod tests {
         assert!(error.to_string().contains("--rate"));
         let error = Settings::load(&cli(&["--source", "replay"])).unwrap_err();
         assert!(error.to_string().contains("--replay-file"));
+    }
+
+    #[test]
+    fn settings_that_would_panic_later_are_refused_at_start() {
+        for rate in ["1e-20", "inf", "NaN", "1e300"] {
+            let error = Settings::load(&cli(&["--rate", rate])).unwrap_err();
+            assert!(error.to_string().contains("--rate"), "{rate}: {error}");
+        }
+        assert!(Settings::load(&cli(&["--rate", "0"])).is_ok());
+        assert!(Settings::load(&cli(&["--rate", "0.5"])).is_ok());
+        for (text, key) in [
+            ("[limits]\nping_interval_secs = 18446744073709551615\nidle_timeout_secs = 18446744073709551615\n", "ping_interval_secs"),
+            ("[limits]\nmax_term_length = 0\n", "max_term_length"),
+            ("[limits]\nwrite_timeout_secs = 99999999999\n", "write_timeout_secs"),
+            ("[source.x]\nmax_rules = 0\n", "max_rules"),
+            ("[source.bluesky]\nprofile_cache = 1\n", "profile_cache"),
+            ("[source.mastodon]\nstream = \"home\"\n", "stream"),
+        ] {
+            let error = Settings::from_toml(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_real_source_has_its_own_section_and_flags() {
+        let settings = Settings::from_toml(
+            "[source.x]\nmax_rules = 5\n[source.bluesky]\nappview_url = \"http://127.0.0.1:9\"\n[source.mastodon]\nurl = \"http://m.local\"\n",
+        )
+        .unwrap();
+        assert_eq!(settings.source.x.max_rules, 5);
+        assert_eq!(settings.source.x.max_rule_length, 1024);
+        assert_eq!(settings.source.bluesky.appview_url, "http://127.0.0.1:9");
+        assert_eq!(
+            settings.source.mastodon.url.as_deref(),
+            Some("http://m.local")
+        );
+        let settings = Settings::load(&cli(&[
+            "--x-api-url",
+            "http://127.0.0.1:1",
+            "--jetstream-url",
+            "ws://127.0.0.1:2/subscribe",
+            "--record",
+            "out.ndjson",
+        ]))
+        .unwrap();
+        assert_eq!(settings.source.x.api_url, "http://127.0.0.1:1");
+        assert_eq!(
+            settings.source.bluesky.jetstream_url,
+            "ws://127.0.0.1:2/subscribe"
+        );
+        assert_eq!(
+            settings.source.record.as_deref(),
+            Some(Path::new("out.ndjson"))
+        );
     }
 }

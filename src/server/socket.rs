@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::hub::{tweets_frame, Delivery, Hub, Registration};
 use super::metrics::Metrics;
 use super::settings::LimitSettings;
-use super::UpstreamStatus;
+use super::sources::SourceStatus;
 use crate::query::Query;
 use crate::wire::{ClientMessage, ErrorCode, Limits, ServerMessage, PROTOCOL_VERSION};
 
@@ -40,7 +40,7 @@ pub struct SocketContext {
     pub limits: LimitSettings,
     pub source_name: &'static str,
     /// Sender: the source task. Each socket sends `upstream` on every change.
-    pub upstream: watch::Receiver<UpstreamStatus>,
+    pub upstream: watch::Receiver<SourceStatus>,
     /// Cancelled once when the server shuts down; sockets close with 1001.
     pub shutdown: CancellationToken,
 }
@@ -403,8 +403,15 @@ impl Connection {
                 Ok(query) => {
                     let query = Arc::new(query);
                     let term = query.term().to_owned();
-                    self.generation = self.context.hub.set_query(id, query);
-                    ServerMessage::UpdatedTerm { term }
+                    match self.context.hub.set_query(id, query) {
+                        Ok(generation) => {
+                            self.generation = generation;
+                            ServerMessage::UpdatedTerm { term }
+                        }
+                        Err(refused) => {
+                            ServerMessage::error(ErrorCode::SourceLimit, refused.to_string())
+                        }
+                    }
                 }
                 Err(error) => ServerMessage::error(error.code(), error.to_string()),
             },

@@ -115,6 +115,7 @@ mod tests {
             created_at: String::new(),
             lang: None,
             source: "t".into(),
+            ..Default::default()
         })
     }
 

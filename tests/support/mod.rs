@@ -131,6 +131,7 @@ pub fn post_line_by(id: usize, screen_name: &str, text: &str) -> String {
         created_at: "2026-11-25T12:00:00Z".to_owned(),
         lang: Some("en".to_owned()),
         source: "replay".to_owned(),
+        ..Default::default()
     };
     serde_json::to_string(&tweet).unwrap()
 }

@@ -526,6 +526,7 @@ impl DemoPosts {
                 .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z")),
             lang: Some(lang.to_owned()),
             source: "demo".to_owned(),
+            ..Default::default()
         }
     }
 

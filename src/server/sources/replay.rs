@@ -7,10 +7,9 @@ use tokio::fs::File;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tracing::{info, warn};
 
-use super::{Pacer, SourceLink};
+use super::{Pacer, SourceError, SourceLink};
 use crate::server::metrics::Metrics;
 use crate::server::settings::SourceSettings;
-use crate::server::ServerError;
 use crate::wire::{Tweet, UpstreamState};
 
 /// Posts per second when `--rate` is not given.
@@ -33,6 +32,8 @@ pub enum BadLine {
     Json(#[from] serde_json::Error),
     #[error("the post has an empty id")]
     EmptyId,
+    #[error("created_at {0:?} is not an RFC 3339 time")]
+    BadTime(String),
     #[error("the line is longer than {MAX_LINE_BYTES} bytes")]
     TooLong,
     #[error("the line is not UTF-8 text")]
@@ -45,6 +46,14 @@ pub fn parse_line(line: &str) -> Result<Tweet, BadLine> {
     if tweet.id.trim().is_empty() {
         return Err(BadLine::EmptyId);
     }
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    if time::OffsetDateTime::parse(&tweet.created_at, rfc3339).is_err() {
+        let mut shown: String = tweet.created_at.chars().take(40).collect();
+        if shown.len() < tweet.created_at.len() {
+            shown.push('…');
+        }
+        return Err(BadLine::BadTime(shown));
+    }
     if tweet.source.is_empty() {
         tweet.source = "replay".to_owned();
     }
@@ -52,7 +61,7 @@ pub fn parse_line(line: &str) -> Result<Tweet, BadLine> {
 }
 
 impl Replay {
-    pub async fn open(settings: &SourceSettings) -> Result<Replay, ServerError> {
+    pub async fn open(settings: &SourceSettings) -> Result<Replay, SourceError> {
         let path = settings
             .replay_file
             .clone()
@@ -60,7 +69,7 @@ impl Replay {
         // Fail at start-up, not in a background task, when the file is missing.
         File::open(&path)
             .await
-            .map_err(|source| ServerError::ReplayFile {
+            .map_err(|source| SourceError::ReplayFile {
                 path: path.clone(),
                 source,
             })?;
@@ -238,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_records_are_reported_with_their_line_numbers() {
-        let good = r#"{"id":"1","name":"A","screen_name":"a","text":"hi","created_at":"t"}"#;
+        let good = r#"{"id":"1","name":"A","screen_name":"a","text":"hi","created_at":"2026-11-25T12:00:00Z"}"#;
         let mut input = format!("{good}\n{{broken\n\n");
         input.push_str(&"z".repeat(MAX_LINE_BYTES + 1));
         input.push('\n');
@@ -272,5 +281,14 @@ mod tests {
             parse_line(r#"{"id":" ","name":"A","screen_name":"a","text":"x","created_at":"t"}"#),
             Err(BadLine::EmptyId)
         ));
+        for time in ["t", "2026-11-25", "Mon Nov 25 12:00:00 +0000 2026", ""] {
+            let line = format!(
+                r#"{{"id":"1","name":"A","screen_name":"a","text":"x","created_at":"{time}"}}"#
+            );
+            assert!(
+                matches!(parse_line(&line), Err(BadLine::BadTime(_))),
+                "{time}"
+            );
+        }
     }
 }
