@@ -11,9 +11,12 @@ use support::{post_line, Client, TestServer};
 #[tokio::test]
 async fn healthz_answers_200() {
     let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
-    let (status, body) = server.get("/healthz").await;
-    assert_eq!(status, 200);
-    assert_eq!(body.trim(), "ok");
+    let health = server.health().await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["source"], "replay");
+    assert_eq!(health["upstream"], "connected");
+    assert_eq!(health["role"], "single");
+    assert_eq!(health["connections"], 0);
     server.shut_down().await;
 }
 
@@ -127,20 +130,32 @@ async fn page_carries_a_nonce_based_content_security_policy() {
 }
 
 #[tokio::test]
-async fn sources_of_later_releases_are_refused_clearly() {
+async fn real_sources_with_wrong_addresses_are_refused_with_the_flag() {
     use twitter_search::server::settings::{Settings, SourceKind};
-    for kind in [SourceKind::X, SourceKind::Bluesky, SourceKind::Mastodon] {
+    let cases: [(SourceKind, fn(&mut Settings), &str); 4] = [
+        (SourceKind::Mastodon, |_| {}, "--mastodon-url"),
+        (
+            SourceKind::Mastodon,
+            |s| s.source.mastodon.url = Some("wss://mastodon.social".into()),
+            "--mastodon-url",
+        ),
+        (SourceKind::X, |s| s.source.x.api_url = "api.x.com".into(), "--x-api-url"),
+        (
+            SourceKind::Bluesky,
+            |s| s.source.bluesky.appview_url = "ftp://x".into(),
+            "--appview-url",
+        ),
+    ];
+    for (kind, tune, flag) in cases {
         let mut settings = Settings::default();
         settings.source.kind = kind;
+        tune(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let error = twitter_search::server::run(listener, settings, async {})
             .await
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains(kind.as_str()) && error.contains("--source demo"),
-            "{error}"
-        );
+        assert!(error.contains(flag), "{kind:?}: {error}");
     }
 }
 

@@ -88,6 +88,9 @@ pub struct XSettings {
     pub max_rules: usize,
     /// Longest rule, in characters. Default 1024.
     pub max_rule_length: usize,
+    /// Seconds without a byte (X sends a keep-alive every 20 s) before the
+    /// stream is taken for dead and reopened. Default 30.
+    pub stall_timeout_secs: u64,
 }
 
 impl Default for XSettings {
@@ -96,6 +99,7 @@ impl Default for XSettings {
             api_url: "https://api.x.com".to_owned(),
             max_rules: 1000,
             max_rule_length: 1024,
+            stall_timeout_secs: 30,
         }
     }
 }

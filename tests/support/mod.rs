@@ -15,7 +15,18 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 use twitter_search::server::settings::{Settings, SourceKind};
-use twitter_search::wire::{ServerMessage, Tweet};
+use twitter_search::wire::{ServerMessage, Tweet, UpstreamState};
+
+pub mod fakes;
+
+/// Polls `check` every 20 ms until it holds; panics after [`WAIT`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -42,6 +53,16 @@ impl TestServer {
         settings.source.rate = Some(200.0);
         settings.source.loop_replay = true;
         tune(&mut settings);
+        Self::start_in(settings, dir).await
+    }
+
+    /// A server with `settings` (its address is replaced by port 0).
+    pub async fn start(settings: Settings) -> TestServer {
+        Self::start_in(settings, tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_in(mut settings: Settings, dir: tempfile::TempDir) -> TestServer {
+        settings.addr = "127.0.0.1:0".parse().unwrap();
         let listener = tokio::net::TcpListener::bind(settings.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel();
@@ -62,6 +83,26 @@ impl TestServer {
 
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
+    }
+
+    /// The directory that lives as long as the server (for record files).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// `/healthz` as JSON.
+    pub async fn health(&self) -> serde_json::Value {
+        let (status, body) = self.get("/healthz").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("healthz {body}: {e}"))
+    }
+
+    /// The value of one Prometheus series in `/metrics` (0 when absent).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn ws_url(&self) -> String {
@@ -230,6 +271,28 @@ impl Client {
                 | ServerMessage::Skipped { .. }
                 | ServerMessage::Upstream { .. } => {}
                 other => return other,
+            }
+        }
+    }
+
+    /// Reads until `count` posts have arrived; returns them whole.
+    pub async fn posts(&mut self, count: usize) -> Vec<Tweet> {
+        let mut posts = Vec::new();
+        while posts.len() < count {
+            if let ServerMessage::Tweets { tweets } = self.recv().await {
+                posts.extend(tweets.iter().map(|t| (**t).clone()));
+            }
+        }
+        posts
+    }
+
+    /// Reads until an `upstream` message in `state` arrives; returns its detail.
+    pub async fn upstream(&mut self, state: UpstreamState) -> Option<String> {
+        loop {
+            if let ServerMessage::Upstream { state: s, detail } = self.recv().await {
+                if s == state {
+                    return detail;
+                }
             }
         }
     }

@@ -12,7 +12,8 @@
 //!   allows 100 rule changes per 15 minutes; the sync keeps under that.
 //! - **Stream** ([`XSource::run`]): one `GET /2/tweets/search/stream`,
 //!   opened once the rules are in place, read line by line (keep-alive
-//!   `\r\n` every ~20 s; after [`STALL`] of nothing it reconnects). Each
+//!   `\r\n` every ~20 s; after `stall_timeout_secs` of nothing it
+//!   reconnects). Each
 //!   post goes to the hub with the searches its `matching_rules` name,
 //!   which the hub confirms with its own matcher.
 //!
@@ -51,10 +52,6 @@ const STREAM_QUERY: [(&str, &str); 3] = [
     ("tweet.fields", "created_at,lang,note_tweet,entities"),
 ];
 
-/// X sends a keep-alive at least every 20 s; this long without a byte
-/// means the connection is dead.
-pub const STALL: Duration = Duration::from_secs(30);
-
 /// Changes to the searches are gathered this long before the rules move.
 pub const SYNC_DEBOUNCE: Duration = Duration::from_millis(1500);
 
@@ -81,6 +78,9 @@ pub struct XSource {
     http: reqwest::Client,
     max_rules: usize,
     max_rule_length: usize,
+    /// X sends a keep-alive at least every 20 s; this long without a byte
+    /// means the connection is dead.
+    stall: Duration,
 }
 
 impl XSource {
@@ -92,6 +92,7 @@ impl XSource {
             http: http_client()?,
             max_rules: x.max_rules,
             max_rule_length: x.max_rule_length,
+            stall: Duration::from_secs(x.stall_timeout_secs),
         })
     }
 
@@ -119,7 +120,7 @@ impl XSource {
         let (routes_tx, routes_rx) = watch::channel(Arc::new(Routes::default()));
         tokio::select! {
             _ = sync_rules(&api, &link, self.max_rules, self.max_rule_length, routes_tx) => {}
-            _ = read_stream(&api, &link, routes_rx) => {}
+            _ = read_stream(&api, &link, routes_rx, self.stall) => {}
         }
     }
 }
@@ -588,7 +589,12 @@ async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Fai
 
 /// Opens the stream once rules are in place, and again whenever it drops,
 /// never two at once.
-async fn read_stream(api: &Api, link: &SourceLink, mut routes: watch::Receiver<Arc<Routes>>) {
+async fn read_stream(
+    api: &Api,
+    link: &SourceLink,
+    mut routes: watch::Receiver<Arc<Routes>>,
+    stall: Duration,
+) {
     let mut schedules = Schedules::new();
     let mut cost = CostLog::new();
     let mut reconnecting = false;
@@ -618,7 +624,7 @@ async fn read_stream(api: &Api, link: &SourceLink, mut routes: watch::Receiver<A
                 info!("connected to the X filtered stream");
                 schedules.http.reset();
                 schedules.rate_limited.reset();
-                match read_lines(response, link, &mut routes, &mut cost).await {
+                match read_lines(response, link, &mut routes, &mut cost, stall).await {
                     Ok(()) => return,
                     Err((failure, heard)) => {
                         if heard {
@@ -665,6 +671,7 @@ async fn read_lines(
     link: &SourceLink,
     routes: &mut watch::Receiver<Arc<Routes>>,
     cost: &mut CostLog,
+    stall: Duration,
 ) -> Result<(), (Failure, bool)> {
     let mut buffer: Vec<u8> = Vec::new();
     let mut skipping_long_line = false;
@@ -676,14 +683,14 @@ async fn read_lines(
                 cost.log();
                 continue;
             }
-            chunk = tokio::time::timeout(STALL, response.chunk()) => chunk,
+            chunk = tokio::time::timeout(stall, response.chunk()) => chunk,
         };
         let chunk = match chunk {
             Err(_) => {
                 return Err((
                     Failure::Network(format!(
                         "nothing from X for {} s (not even a keep-alive)",
-                        STALL.as_secs()
+                        stall.as_secs()
                     )),
                     heard,
                 ))
