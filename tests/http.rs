@@ -132,14 +132,19 @@ async fn page_carries_a_nonce_based_content_security_policy() {
 #[tokio::test]
 async fn real_sources_with_wrong_addresses_are_refused_with_the_flag() {
     use twitter_search::server::settings::{Settings, SourceKind};
-    let cases: [(SourceKind, fn(&mut Settings), &str); 4] = [
+    type Tune = fn(&mut Settings);
+    let cases: [(SourceKind, Tune, &str); 4] = [
         (SourceKind::Mastodon, |_| {}, "--mastodon-url"),
         (
             SourceKind::Mastodon,
             |s| s.source.mastodon.url = Some("wss://mastodon.social".into()),
             "--mastodon-url",
         ),
-        (SourceKind::X, |s| s.source.x.api_url = "api.x.com".into(), "--x-api-url"),
+        (
+            SourceKind::X,
+            |s| s.source.x.api_url = "api.x.com".into(),
+            "--x-api-url",
+        ),
         (
             SourceKind::Bluesky,
             |s| s.source.bluesky.appview_url = "ftp://x".into(),

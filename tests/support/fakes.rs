@@ -160,7 +160,11 @@ impl FakeJetstream {
             "labels": [], "createdAt": "2024-01-01T00:00:00.000Z", "indexedAt": "2024-01-01T00:00:00.000Z",
             "followersCount": 1, "followsCount": 1, "postsCount": 1
         });
-        self.state.profiles.lock().unwrap().insert(did.to_owned(), profile);
+        self.state
+            .profiles
+            .lock()
+            .unwrap()
+            .insert(did.to_owned(), profile);
     }
 
     pub fn set_profile_delay(&self, delay: Duration) {
@@ -177,7 +181,11 @@ impl FakeJetstream {
             .lock()
             .unwrap()
             .iter()
-            .map(|q| q.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.parse().unwrap()))
+            .map(|q| {
+                q.iter()
+                    .find(|(k, _)| k == "cursor")
+                    .map(|(_, v)| v.parse().unwrap())
+            })
             .collect()
     }
 }
@@ -250,7 +258,10 @@ async fn jetstream_session(
     let mut next = {
         let events = state.events.lock().unwrap();
         match cursor {
-            Some(cursor) => events.iter().position(|(t, _)| *t >= cursor).unwrap_or(events.len()),
+            Some(cursor) => events
+                .iter()
+                .position(|(t, _)| *t >= cursor)
+                .unwrap_or(events.len()),
             None => events.len(),
         }
     };
@@ -293,7 +304,10 @@ fn wanted_by(event: &str, wanted: &[String]) -> bool {
     }
 }
 
-async fn get_profiles(State(state): State<Arc<JetstreamState>>, RawQuery(raw): RawQuery) -> Response {
+async fn get_profiles(
+    State(state): State<Arc<JetstreamState>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let actors: Vec<String> = query_pairs(raw)
         .into_iter()
         .filter(|(k, _)| k == "actors")
@@ -318,7 +332,10 @@ async fn get_profiles(State(state): State<Arc<JetstreamState>>, RawQuery(raw): R
     }
     let profiles = state.profiles.lock().unwrap();
     // Unknown actors are left out; the others keep the request's order.
-    let found: Vec<Value> = actors.iter().filter_map(|a| profiles.get(a).cloned()).collect();
+    let found: Vec<Value> = actors
+        .iter()
+        .filter_map(|a| profiles.get(a).cloned())
+        .collect();
     Json(json!({ "profiles": found })).into_response()
 }
 
@@ -447,7 +464,11 @@ async fn mastodon_streaming(
         .is_some_and(|v| v == expected);
     if !authorized {
         state.refused.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid access token"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "Invalid access token"})),
+        )
+            .into_response();
     }
     ws.on_upgrade(move |mut socket| async move {
         let _guard = state.connections.enter();
@@ -519,7 +540,10 @@ impl FakeX {
         });
         let router = Router::new()
             .route("/2/tweets/search/stream", get(x_stream))
-            .route("/2/tweets/search/stream/rules", get(x_rules).post(x_change_rules))
+            .route(
+                "/2/tweets/search/stream/rules",
+                get(x_rules).post(x_change_rules),
+            )
             .with_state(state.clone());
         FakeX {
             addr: serve(router).await,
@@ -615,25 +639,24 @@ pub fn x_post(id: &str, text: &str, username: &str, rules: &[&XRule]) -> String 
     .to_string()
 }
 
-fn x_authorized(state: &XState, headers: &HeaderMap) -> Result<(), Response> {
+/// X's 401 for a missing or wrong bearer token, or `None` when it is right.
+fn x_refusal(state: &XState, headers: &HeaderMap) -> Option<Response> {
     let expected = format!("Bearer {}", state.token);
     let ok = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == expected);
-    if ok {
-        Ok(())
-    } else {
-        Err((
+    (!ok).then(|| {
+        (
             StatusCode::UNAUTHORIZED,
             Json(json!({"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})),
         )
-            .into_response())
-    }
+            .into_response()
+    })
 }
 
 async fn x_rules(State(state): State<Arc<XState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = x_authorized(&state, &headers) {
+    if let Some(refused) = x_refusal(&state, &headers) {
         return refused;
     }
     let rules = state.rules.lock().unwrap().clone();
@@ -657,7 +680,7 @@ async fn x_change_rules(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = x_authorized(&state, &headers) {
+    if let Some(refused) = x_refusal(&state, &headers) {
         return refused;
     }
     state.rule_posts.lock().unwrap().push(body.clone());
@@ -674,7 +697,11 @@ async fn x_change_rules(
                 continue;
             }
             let id = new_rule_id(&state);
-            rules.push(XRule { id: id.clone(), value: value.clone(), tag: tag.clone() });
+            rules.push(XRule {
+                id: id.clone(),
+                value: value.clone(),
+                tag: tag.clone(),
+            });
             created.push(json!({"id": id, "value": value, "tag": tag}));
         }
         let summary = json!({"created": created.len(), "not_created": errors.len(), "valid": created.len(), "invalid": errors.len()});
@@ -702,10 +729,20 @@ async fn x_change_rules(
         .into_response()
 }
 
-async fn x_stream(State(state): State<Arc<XState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn x_stream(
+    State(state): State<Arc<XState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     state.stream_queries.lock().unwrap().push(query_pairs(raw));
-    let record = |status: u16| state.attempts.lock().unwrap().push((Instant::now(), status));
-    if let Err(refused) = x_authorized(&state, &headers) {
+    let record = |status: u16| {
+        state
+            .attempts
+            .lock()
+            .unwrap()
+            .push((Instant::now(), status))
+    };
+    if let Some(refused) = x_refusal(&state, &headers) {
         record(401);
         return refused;
     }

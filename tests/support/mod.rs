@@ -23,7 +23,10 @@ pub mod fakes;
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -103,6 +106,15 @@ impl TestServer {
         body.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The sum of every Prometheus series whose name and labels start with `prefix`.
+    pub async fn metric_sum(&self, prefix: &str) -> u64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     pub fn ws_url(&self) -> String {
