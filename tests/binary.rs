@@ -7,8 +7,10 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::fakes::{mastodon_status, mastodon_update, x_post, FakeMastodon, FakeX};
 use support::{post_line, Client};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use twitter_search::wire::{ServerMessage, UpstreamState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_twitter-search");
 
@@ -86,4 +88,210 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
         .expect("the server exits after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A server binary whose output is read as it comes (a full pipe would
+/// stall it).
+struct Logged {
+    child: tokio::process::Child,
+    output: tokio::task::JoinHandle<String>,
+}
+
+/// Starts the binary with `args` and `env`, logging at debug level; returns
+/// it and its address once it listens.
+async fn start_logged(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Logged, std::net::SocketAddr) {
+    let port = free_port();
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(dir)
+        .env("RUST_LOG", "debug")
+        .env_remove("X_BEARER_TOKEN")
+        .env_remove("MASTODON_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let output = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut err, mut out) = (Vec::new(), Vec::new());
+        let _ = tokio::join!(stderr.read_to_end(&mut err), stdout.read_to_end(&mut out));
+        err.extend_from_slice(&out);
+        String::from_utf8_lossy(&err).into_owned()
+    });
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut tries = 0;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (Logged { child, output }, addr)
+}
+
+/// Stops the server with SIGTERM and returns everything it wrote.
+async fn stop_and_read(mut logged: Logged) -> String {
+    let pid = logged.child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::timeout(Duration::from_secs(10), logged.child.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    logged.output.await.unwrap()
+}
+
+/// Every frame a browser gets until `until` holds for one, as JSON text.
+async fn frames_until(client: &mut Client, until: impl Fn(&ServerMessage) -> bool) -> Vec<String> {
+    let mut frames = Vec::new();
+    loop {
+        let message = client.recv().await;
+        frames.push(serde_json::to_string(&message).unwrap());
+        if until(&message) {
+            return frames;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
+    const X_TOKEN: &str = "XTOKEN-recognisable-3b1f9e";
+    const MASTODON_TOKEN: &str = "MTOKEN-recognisable-8c2d71";
+    let dir = tempfile::tempdir().unwrap();
+    let is_failed = |m: &ServerMessage| {
+        matches!(
+            m,
+            ServerMessage::Upstream {
+                state: UpstreamState::Failed,
+                ..
+            }
+        )
+    };
+
+    // X, accepted: rules, stream and a post.
+    let x = FakeX::start(X_TOKEN).await;
+    let (child, addr) = start_logged(
+        dir.path(),
+        &["--source", "x", "--x-api-url", &x.url()],
+        &[("X_BEARER_TOKEN", X_TOKEN)],
+    )
+    .await;
+    let mut client = Client::connect(addr).await;
+    client.search("secret").await;
+    let state = x.state.clone();
+    support::eventually("the X stream", || state.connections.open() == 1).await;
+    let rule = x.rule_id("secret").unwrap();
+    assert!(x.send(&format!(
+        "{}\r\n",
+        x_post("1", "a secret post", "ada", &[&rule])
+    )));
+    let mut frames = frames_until(&mut client, |m| matches!(m, ServerMessage::Tweets { .. })).await;
+    let mut logs = stop_and_read(child).await;
+    assert!(
+        logs.contains("connected to the X filtered stream"),
+        "debug logs were captured"
+    );
+
+    // X, refused: the error paths.
+    let refusing_x = FakeX::start("another-token").await;
+    let (child, addr) = start_logged(
+        dir.path(),
+        &["--source", "x", "--x-api-url", &refusing_x.url()],
+        &[("X_BEARER_TOKEN", X_TOKEN)],
+    )
+    .await;
+    let mut client = Client::connect(addr).await;
+    frames.extend(frames_until(&mut client, is_failed).await);
+    logs.push_str(&stop_and_read(child).await);
+
+    // Mastodon, accepted then refused.
+    let mastodon = FakeMastodon::start(MASTODON_TOKEN).await;
+    let (child, addr) = start_logged(
+        dir.path(),
+        &["--source", "mastodon", "--mastodon-url", &mastodon.url()],
+        &[("MASTODON_TOKEN", MASTODON_TOKEN)],
+    )
+    .await;
+    let mut client = Client::connect(addr).await;
+    client.search("secret").await;
+    let state = mastodon.state.clone();
+    support::eventually("the Mastodon stream", || state.connections.open() == 1).await;
+    mastodon.send(mastodon_update(&mastodon_status(
+        "1",
+        "ada",
+        "<p>a secret toot</p>",
+    )));
+    frames.extend(frames_until(&mut client, |m| matches!(m, ServerMessage::Tweets { .. })).await);
+    logs.push_str(&stop_and_read(child).await);
+    let refusing_mastodon = FakeMastodon::start("another-token").await;
+    let (child, addr) = start_logged(
+        dir.path(),
+        &[
+            "--source",
+            "mastodon",
+            "--mastodon-url",
+            &refusing_mastodon.url(),
+        ],
+        &[("MASTODON_TOKEN", MASTODON_TOKEN)],
+    )
+    .await;
+    let mut client = Client::connect(addr).await;
+    frames.extend(frames_until(&mut client, is_failed).await);
+    logs.push_str(&stop_and_read(child).await);
+
+    assert!(logs.contains("401"), "the refusals were logged");
+    for token in [X_TOKEN, MASTODON_TOKEN] {
+        assert!(!logs.contains(token), "a log line shows {token}");
+        assert!(
+            frames.iter().all(|f| !f.contains(token)),
+            "a frame shows {token}"
+        );
+        // Nor any recognisable part of it.
+        assert!(!logs.contains(&token[..12]));
+    }
+}
+
+#[tokio::test]
+async fn a_missing_token_leaves_the_page_up_and_tells_browsers_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, flag, url, var) in [
+        ("x", "--x-api-url", "http://127.0.0.1:9", "X_BEARER_TOKEN"),
+        (
+            "mastodon",
+            "--mastodon-url",
+            "http://127.0.0.1:9",
+            "MASTODON_TOKEN",
+        ),
+    ] {
+        let (child, addr) = start_logged(dir.path(), &["--source", source, flag, url], &[]).await;
+        let mut client = Client::connect(addr).await;
+        let frames = frames_until(&mut client, |m| {
+            matches!(
+                m,
+                ServerMessage::Upstream {
+                    state: UpstreamState::Failed,
+                    ..
+                }
+            )
+        })
+        .await;
+        assert!(frames.last().unwrap().contains(var), "{frames:?}");
+        let health = tokio::net::TcpStream::connect(addr).await;
+        assert!(health.is_ok(), "still serving");
+        stop_and_read(child).await;
+    }
 }

@@ -233,7 +233,9 @@ mod browser {
             } => state.upstream.set(Some((upstream, detail))),
             ServerMessage::Error { code, message } => {
                 let shown = match code {
-                    ErrorCode::InvalidTerm | ErrorCode::TermTooLong => message,
+                    ErrorCode::InvalidTerm | ErrorCode::TermTooLong | ErrorCode::SourceLimit => {
+                        message
+                    }
                     other => format!("{message} ({other})"),
                 };
                 state.search_error.set(shown);

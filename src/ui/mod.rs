@@ -177,6 +177,9 @@ fn SearchPage() -> impl IntoView {
                     None => "Source unavailable".to_owned(),
                 },
             ),
+            (LinkState::Connected, Some((UpstreamState::Connecting, Some(detail)))) => {
+                ("upstream-connecting", format!("Source: {detail}"))
+            }
             (LinkState::Connected, _) => ("connected", "Live".to_owned()),
         }
     };
