@@ -365,3 +365,79 @@ async fn browsers_see_the_upstream_state_and_a_refused_url_stops_start_up() {
         .unwrap_err();
     assert!(error.to_string().contains("--jetstream-url"), "{error}");
 }
+
+#[tokio::test]
+async fn events_over_the_size_asked_for_are_skipped_and_the_stream_goes_on() {
+    let fake = FakeJetstream::start().await;
+    let server = bluesky_server(&fake).await;
+    let mut client = searching(&server, "size").await;
+    let t = now_us();
+    let huge = "size ".repeat(120_000);
+    fake.publish(jetstream_post("did:plc:big", "big", t, post_record(&huge)));
+    fake.publish(jetstream_post(
+        "did:plc:big",
+        "small",
+        t + 1,
+        post_record("size small"),
+    ));
+    assert_eq!(client.tweets(1).await, ["size small"]);
+    let queries = fake.state.queries.lock().unwrap().clone();
+    assert!(queries[0].contains(&("maxMessageSizeBytes".into(), "524288".into())));
+    assert_eq!(fake.state.connections.total(), 1);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn recorded_posts_replay_as_they_came() {
+    use twitter_search::server::sources::replay::parse_line;
+    let fake = FakeJetstream::start().await;
+    fake.add_profile(
+        "did:plc:rec",
+        "rec.bsky.social",
+        "Recorder",
+        "https://cdn.example/r.jpg",
+    );
+    let record_dir = tempfile::tempdir().unwrap();
+    let record = record_dir.path().join("live.ndjson");
+    let mut settings = Settings::default();
+    settings.source.kind = SourceKind::Bluesky;
+    settings.source.bluesky.jetstream_url = fake.subscribe_url();
+    settings.source.bluesky.appview_url = fake.appview_url();
+    settings.source.record = Some(record.clone());
+    let server = TestServer::start(settings).await;
+    let state = fake.state.clone();
+    eventually("the Jetstream connection", || state.connections.open() == 1).await;
+    let mut client = searching(&server, "kept").await;
+    let t = now_us();
+    // Nobody searches the first one: it is recorded all the same.
+    fake.publish(jetstream_post(
+        "did:plc:rec",
+        "a",
+        t,
+        post_record("unsearched"),
+    ));
+    fake.publish(jetstream_post(
+        "did:plc:rec",
+        "b",
+        t + 1,
+        json!({"$type": "app.bsky.feed.post", "createdAt": "2026-05-25T14:23:28.757Z", "langs": ["de"],
+               "text": "kept example.com/…",
+               "facets": [{"index": {"byteStart": 5, "byteEnd": 20}, "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://example.com/full"}]}]}),
+    ));
+    let delivered = client.posts(1).await.remove(0);
+    server.shut_down().await;
+    let text = std::fs::read_to_string(&record).unwrap();
+    let recorded: Vec<_> = text.lines().map(|l| parse_line(l).unwrap()).collect();
+    assert_eq!(recorded.len(), 2, "{text}");
+    assert_eq!(recorded[0].text, "unsearched");
+    assert_eq!(recorded[1], delivered);
+
+    // The file plays back with the replay source.
+    let replay =
+        TestServer::replay(&text.lines().map(str::to_owned).collect::<Vec<_>>(), |_| {}).await;
+    let mut client = searching(&replay, "example.com/full").await;
+    let again = client.posts(1).await.remove(0);
+    assert_eq!(again.id, delivered.id);
+    assert_eq!(again.links, delivered.links);
+    replay.shut_down().await;
+}

@@ -195,3 +195,35 @@ async fn a_refused_token_fails_upstream_without_showing_it_and_the_page_still_se
     assert_eq!(server.health().await["upstream"], "failed");
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn an_oversized_frame_is_refused_and_the_stream_comes_back() {
+    let fake = FakeMastodon::start(TOKEN).await;
+    let server = mastodon_server(&fake).await;
+    connected(&server, &fake).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search_accepted("after", "after").await;
+    fake.send_raw(&"x".repeat(2 * 1024 * 1024));
+    let state = fake.state.clone();
+    eventually("the reconnect", || {
+        state.connections.total() == 2 && state.connections.open() == 1
+    })
+    .await;
+    fake.send(mastodon_update(&mastodon_status(
+        "10",
+        "ada",
+        "<p>after the storm</p>",
+    )));
+    assert_eq!(client.tweets(1).await, ["after the storm"]);
+    assert_eq!(
+        server
+            .metric("twitter_search_source_bad_records_total")
+            .await,
+        1
+    );
+    let reconnects = server
+        .metric("twitter_search_source_reconnects_total{source=\"mastodon\",reason=\"oversized\"}")
+        .await;
+    assert_eq!(reconnects, 1);
+    server.shut_down().await;
+}

@@ -302,3 +302,31 @@ async fn a_refused_token_fails_upstream_without_showing_it() {
     assert_eq!(server.health().await["upstream"], "failed");
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn an_oversized_line_is_skipped_unread_and_the_stream_goes_on() {
+    let fake = FakeX::start(TOKEN).await;
+    let server = x_server(&fake, |_| {}).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search_accepted("small", "small").await;
+    stream_open(&fake).await;
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..20 {
+        assert!(fake.send(&chunk));
+    }
+    assert!(fake.send("\r\n"));
+    let rule = fake.rule_id("small").unwrap();
+    assert!(fake.send(&format!(
+        "{}\r\n",
+        x_post("9", "small post", "ada", &[&rule])
+    )));
+    assert_eq!(client.tweets(1).await, ["small post"]);
+    assert_eq!(
+        server
+            .metric("twitter_search_source_bad_records_total")
+            .await,
+        1
+    );
+    assert_eq!(fake.state.connections.total(), 1);
+    server.shut_down().await;
+}
