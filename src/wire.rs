@@ -1,4 +1,4 @@
-//! The wire protocol of `../shared/PROTOCOL.md`, as typed messages.
+//! The wire protocol (described in `docs/protocol.md`), as typed messages.
 //!
 //! These types are compiled into both the server and the browser bundle, so
 //! the two can never disagree about a field name. Serialise them; never build

@@ -1,4 +1,4 @@
-//! The WebSocket protocol of PROTOCOL.md against the real server.
+//! The WebSocket protocol of docs/protocol.md against the real server.
 
 #![cfg(feature = "ssr")]
 
@@ -222,7 +222,7 @@ async fn refused_search_keeps_the_previous_one() {
 
 #[tokio::test]
 async fn query_md_examples_hold_through_the_server() {
-    // Every text of QUERY.md's table of examples, and who wrote it.
+    // Every text of docs/search.md's table of examples, and who wrote it.
     let corpus: [(&str, &str); 31] = [
         ("u1", "I love Rust!"),
         ("u2", "#rust is fun"),

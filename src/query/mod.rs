@@ -1,4 +1,4 @@
-//! The search language of `../shared/QUERY.md`: commas and `OR` for
+//! The search language (described in `docs/search.md`): commas and `OR` for
 //! alternatives, spaces for "all of these", quoted phrases, `-` to leave out,
 //! `#tag`, `@name`, `from:`, `lang:` and parentheses.
 //!
@@ -153,7 +153,7 @@ mod tests {
         }
     }
 
-    // The table "Examples that must hold" of QUERY.md, row by row.
+    // The table "Examples that must hold" of docs/search.md, row by row.
 
     #[test]
     fn example_single_word() {

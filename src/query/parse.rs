@@ -1,4 +1,4 @@
-//! The parser of the search language (QUERY.md), with refusals that say what
+//! The parser of the search language (docs/search.md), with refusals that say what
 //! is wrong and at which character.
 
 use super::text::{

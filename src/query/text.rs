@@ -1,11 +1,11 @@
-//! How a post's text is cut into what a search can match (QUERY.md rules 1-4, 9).
+//! How a post's text is cut into what a search can match (docs/search.md rules 1-4, 9).
 
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use crate::wire::Tweet;
 
 /// Word characters are letters with their marks, digits and `_`; everything
-/// else is punctuation (QUERY.md rule 2).
+/// else is punctuation (docs/search.md rule 2).
 pub fn is_word_char(c: char) -> bool {
     c == '_'
         || matches!(

@@ -231,7 +231,7 @@ async fn common_headers(mut response: Response) -> Response {
 }
 
 /// `/healthz`: up, with the source's state, the node's role and its
-/// connections (PROTOCOL.md).
+/// connections (docs/protocol.md).
 async fn health(State(state): State<AppState>) -> Response {
     let upstream = state.socket.upstream.borrow().state;
     let body = serde_json::json!({

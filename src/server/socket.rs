@@ -17,7 +17,7 @@ use super::sources::SourceStatus;
 use crate::query::Query;
 use crate::wire::{ClientMessage, ErrorCode, Limits, ServerMessage, PROTOCOL_VERSION};
 
-/// Close codes of PROTOCOL.md.
+/// Close codes of docs/protocol.md.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;

@@ -13,7 +13,7 @@ use self::client::{Command, Link, LinkState};
 use self::feed::{avatar_src, safe_link, Card, Feed, FADE_MS, PLACEHOLDER_AVATAR};
 use crate::wire::{ClientMessage, Tweet, UpstreamState};
 
-/// Slider bounds and default from PROTOCOL.md.
+/// Slider bounds and default from docs/protocol.md.
 pub const MIN_LIMIT: usize = 1;
 pub const MAX_LIMIT: usize = 20;
 pub const DEFAULT_LIMIT: usize = 10;

@@ -15,7 +15,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** A post as the replay source reads it (see PROTOCOL.md, "The post"). */
+/** A post as the replay source reads it (see docs/protocol.md, "The post"). */
 export interface Post {
   id: string;
   name: string;
