@@ -412,3 +412,28 @@ mod tests {
         assert_eq!(tweet.user_profile_image, "");
     }
 }
+
+#[cfg(test)]
+mod decoder_never_panics {
+    use proptest::prelude::*;
+
+    use super::ClientMessage;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_frame_decodes_or_is_refused_with_a_reason(
+            frame in prop_oneof![
+                "\\PC{0,64}",
+                "\\{\"type\":\"[a-zA-Z]{0,12}\"(,\"term\":(\"[^\"]{0,10}\"|[0-9]+|null|\\[\\]))?\\}",
+                proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ]
+        ) {
+            if let Err(error) = ClientMessage::parse(&frame) {
+                prop_assert!(!error.to_string().is_empty());
+                prop_assert!(error.to_string().len() < 400);
+            }
+        }
+    }
+}

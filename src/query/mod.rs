@@ -6,10 +6,12 @@
 //! into a [`PreparedPost`]; [`Query::matches`] then compares the two without
 //! allocating. Shared by the server and the browser.
 
+mod index;
 mod parse;
 mod text;
 
-pub use text::{is_word_char, PhraseWord, PreparedPost};
+pub use index::SearchIndex;
+pub use text::{is_word_char, KeyKind, PhraseWord, PreparedPost};
 
 /// Longest search accepted by default, in Unicode characters.
 pub const DEFAULT_MAX_TERM_LENGTH: usize = 512;

@@ -188,7 +188,7 @@ impl Parser {
         if alternatives.is_empty() {
             return Err(match group_open {
                 Some(open) => invalid(format!("the parentheses at character {open} are empty")),
-                None => invalid("the search is empty".to_owned()),
+                None => invalid("the search is empty: type a word at character 1".to_owned()),
             });
         }
         Ok(Expr::Or(alternatives))
@@ -235,7 +235,10 @@ impl Parser {
 
     fn parse_primary(&mut self) -> Result<Option<Expr>, QueryError> {
         let Some((token, position)) = self.next() else {
-            return Err(invalid("the search ends too early".to_owned()));
+            let end = self.tokens.last().map_or(1, |(_, position)| position + 1);
+            return Err(invalid(format!(
+                "the search ends too early, at character {end}: something is missing there"
+            )));
         };
         match token {
             Token::Open => {
@@ -352,7 +355,9 @@ fn word_term(word: &str, position: usize) -> Result<Option<Expr>, QueryError> {
 /// Parses a search that is already known to be within the length limit.
 pub(super) fn parse(term: &str) -> Result<Expr, QueryError> {
     if term.trim().is_empty() {
-        return Err(invalid("the search is empty".to_owned()));
+        return Err(invalid(
+            "the search is empty: type a word at character 1".to_owned(),
+        ));
     }
     let tokens = lex(term)?;
     let mut parser = Parser {
@@ -372,4 +377,37 @@ pub(super) fn parse(term: &str) -> Result<Expr, QueryError> {
         )));
     }
     Ok(expr)
+}
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    use crate::query::{Query, QueryError};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text at all: parsed or refused, never a panic, and every
+        /// refusal says where.
+        #[test]
+        fn any_text_parses_or_is_refused_with_a_position(
+            term in prop_oneof![
+                "\\PC{0,40}",
+                "[-#@()\", a-zA-Z:ORlangfrom]{0,30}",
+                proptest::collection::vec(
+                    proptest::sample::select(&["(", ")", "\"", "-", "OR", ",", "#", "@", "from:", "lang:", "rust", " ", "é"][..]),
+                    0..20
+                ).prop_map(|parts| parts.concat()),
+            ]
+        ) {
+            match Query::parse(&term, 512) {
+                Ok(query) => prop_assert!(!query.term().is_empty()),
+                Err(QueryError::Invalid(message)) => {
+                    prop_assert!(message.contains("character"), "{:?} refused without a position: {}", term, message);
+                }
+                Err(QueryError::TooLong { .. }) => prop_assert!(term.chars().count() > 512),
+            }
+        }
+    }
 }

@@ -208,6 +208,37 @@ impl PreparedPost {
         &self.lower[span.0 as usize..span.1 as usize]
     }
 
+    /// Everything in the post a search term can be anchored on, for the
+    /// search index: each piece, each whole word a whole-word search can
+    /// match, each hashtag, each mention and the author's handle with every
+    /// shorter handle they answer to (`ada.bsky.social` answers to `ada`
+    /// and `ada.bsky`), and the language with its prefixes (`en-us`, `en`).
+    pub fn for_each_key(&self, mut visit: impl FnMut(KeyKind, &str)) {
+        for piece in &self.pieces {
+            visit(KeyKind::Piece, self.text(piece.span));
+        }
+        for word in &self.words {
+            if word.whole_matchable {
+                visit(KeyKind::Whole, self.text(word.whole));
+            }
+        }
+        for &span in &self.hashtags {
+            visit(KeyKind::Hashtag, self.text(span));
+        }
+        for &span in &self.mentions {
+            for_each_handle_prefix(self.text(span), |h| visit(KeyKind::Mention, h));
+        }
+        for_each_handle_prefix(&self.author, |h| visit(KeyKind::From, h));
+        if let Some(lang) = &self.lang {
+            visit(KeyKind::Lang, lang);
+            for (i, b) in lang.bytes().enumerate() {
+                if b == b'-' {
+                    visit(KeyKind::Lang, &lang[..i]);
+                }
+            }
+        }
+    }
+
     /// Rule 3: a search word without punctuation against words and pieces.
     pub fn has_piece(&self, word: &str) -> bool {
         self.pieces.iter().any(|p| self.text(p.span) == word)
@@ -278,6 +309,30 @@ impl PreparedPost {
             .iter()
             .any(|&b| start < b as usize && (b as usize) < at)
     }
+}
+
+/// What kind of thing an index key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    Piece,
+    Whole,
+    Hashtag,
+    Mention,
+    From,
+    Lang,
+}
+
+/// `handle` and every shorter handle it answers to (see [`handle_matches`]).
+fn for_each_handle_prefix(handle: &str, mut visit: impl FnMut(&str)) {
+    if handle.is_empty() {
+        return;
+    }
+    for (i, b) in handle.bytes().enumerate() {
+        if i > 0 && matches!(b, b'.' | b'@') {
+            visit(&handle[..i]);
+        }
+    }
+    visit(handle);
 }
 
 /// `ada` names `ada`, `ada.bsky.social` and `ada@mastodon.social` (rules 9, 10).

@@ -112,7 +112,8 @@ pub struct BlueskySettings {
     pub jetstream_url: String,
     /// Where `app.bsky.actor.getProfiles` is asked for names and avatars.
     pub appview_url: String,
-    /// Authors whose profile is kept in memory. Default 50 000.
+    /// Authors whose profile is kept in memory (at least 10 000, so a busy
+    /// stream rarely waits). Default 50 000.
     pub profile_cache: usize,
 }
 
@@ -508,7 +509,7 @@ impl Settings {
         within(
             "source.bluesky.profile_cache",
             self.source.bluesky.profile_cache as u64,
-            100,
+            10_000,
             10_000_000,
         )?;
         if !matches!(
