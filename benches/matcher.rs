@@ -3,8 +3,8 @@
 //! Run: `cargo bench --features ssr --bench matcher`. Compare the ratios
 //! between cases within one run; absolute times on a 2-core CI box are noisy.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use twitter_search::query::{PreparedPost, Query};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use twitter_search::query::{PreparedPost, Query, SearchIndex};
 use twitter_search::server::sources::demo_posts::DemoPosts;
 
 fn bench(c: &mut Criterion) {
@@ -59,6 +59,36 @@ fn bench(c: &mut Criterion) {
             black_box(hits)
         })
     });
+
+    // The index against checking every search, as the number of distinct
+    // searches grows: the indexed cost should stay flat.
+    let mut group = c.benchmark_group("1 post x N distinct searches");
+    for n in [1_000usize, 10_000, 100_000] {
+        let queries: Vec<Query> = (0..n)
+            .map(|i| Query::parse(&format!("word{i} {}", searches[i % 10]), 512).unwrap())
+            .collect();
+        let mut index = SearchIndex::new();
+        for (i, query) in queries.iter().enumerate() {
+            index.insert(i as u32, query);
+        }
+        let post = &prepared[0];
+        if n <= 10_000 {
+            group.bench_with_input(BenchmarkId::new("every search", n), &n, |b, _| {
+                b.iter(|| queries.iter().filter(|q| q.matches(post)).count())
+            });
+        }
+        let mut candidates = Vec::new();
+        group.bench_with_input(BenchmarkId::new("index", n), &n, |b, _| {
+            b.iter(|| {
+                index.candidates(post, &mut candidates);
+                candidates
+                    .iter()
+                    .filter(|&&i| queries[i as usize].matches(post))
+                    .count()
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

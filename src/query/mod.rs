@@ -10,7 +10,7 @@ mod index;
 mod parse;
 mod text;
 
-pub use index::SearchIndex;
+pub use index::{SearchId, SearchIndex};
 pub use text::{is_word_char, KeyKind, PhraseWord, PreparedPost};
 
 /// Longest search accepted by default, in Unicode characters.

@@ -16,7 +16,7 @@ use super::sources::{ActiveSearches, SearchGate, SourcePost};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::query::{PreparedPost, Query};
+use crate::query::{PreparedPost, Query, SearchId, SearchIndex};
 use crate::wire::Tweet;
 
 pub type ConnectionId = u64;
@@ -97,6 +97,8 @@ struct Connection {
 }
 
 struct SearchGroup {
+    /// The search's entry in [`Registry::index`].
+    id: SearchId,
     query: Arc<Query>,
     /// Connections with this search that are streaming.
     members: Vec<ConnectionId>,
@@ -108,6 +110,12 @@ struct Registry {
     connections: HashMap<ConnectionId, Connection>,
     /// Keyed by [`Query::term`]; only groups with streaming members exist.
     searches: HashMap<String, SearchGroup>,
+    /// Every group's search, filed under its anchors: a post is checked
+    /// only against the searches it can match.
+    index: SearchIndex,
+    /// The term of each indexed search.
+    terms: HashMap<SearchId, String>,
+    next_search_id: SearchId,
 }
 
 impl Registry {
@@ -116,7 +124,10 @@ impl Registry {
         if let Some(group) = self.searches.get_mut(term) {
             group.members.retain(|&m| m != id);
             if group.members.is_empty() {
+                let id = group.id;
                 self.searches.remove(term);
+                self.index.remove(id);
+                self.terms.remove(&id);
                 return true;
             }
         }
@@ -125,19 +136,24 @@ impl Registry {
 
     /// True when the search was not active before.
     fn join_group(&mut self, id: ConnectionId, query: Arc<Query>) -> bool {
-        let mut created = false;
-        self.searches
-            .entry(query.term().to_owned())
-            .or_insert_with(|| {
-                created = true;
-                SearchGroup {
-                    query: query.clone(),
-                    members: Vec::new(),
-                }
-            })
-            .members
-            .push(id);
-        created
+        if let Some(group) = self.searches.get_mut(query.term()) {
+            group.members.push(id);
+            return false;
+        }
+        let search_id = self.next_search_id;
+        // Ids are reused only after 2^32 distinct searches, long gone by then.
+        self.next_search_id = self.next_search_id.wrapping_add(1);
+        self.index.insert(search_id, &query);
+        self.terms.insert(search_id, query.term().to_owned());
+        self.searches.insert(
+            query.term().to_owned(),
+            SearchGroup {
+                id: search_id,
+                query,
+                members: vec![id],
+            },
+        );
+        true
     }
 
     fn snapshot(&self) -> ActiveSearches {
@@ -336,9 +352,18 @@ impl Hub {
         let mut delivered = 0;
         // Encoded on the first match only: most posts match no one.
         let mut encoded: Option<Arc<EncodedPost>> = None;
+        let mut candidates = Vec::new();
         let groups: Box<dyn Iterator<Item = &SearchGroup>> = match routes {
             Some(terms) => Box::new(terms.iter().filter_map(|t| registry.searches.get(t))),
-            None => Box::new(registry.searches.values()),
+            None => {
+                registry.index.candidates(&prepared, &mut candidates);
+                Box::new(
+                    candidates
+                        .iter()
+                        .filter_map(|id| registry.terms.get(id))
+                        .filter_map(|term| registry.searches.get(term)),
+                )
+            }
         };
         for group in groups {
             if !group.query.matches(&prepared) {
