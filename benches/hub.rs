@@ -29,10 +29,14 @@ fn setup(connections: usize, distinct: usize) -> (Arc<Hub>, Vec<Registration>) {
     let hub = Hub::new(connections, 1024, Arc::default());
     let registrations: Vec<_> = (0..connections)
         .map(|i| {
-            let registration = hub.register().unwrap();
+            let mut registration = hub.register().unwrap();
             let term = format!("{} OR word{}", SEARCHES[i % SEARCHES.len()], i % distinct);
-            hub.set_query(registration.id, Arc::new(Query::parse(&term, 512).unwrap()))
+            let fresh = hub
+                .set_query(registration.id, Arc::new(Query::parse(&term, 512).unwrap()))
                 .expect("no source gate in the bench");
+            if let Some(outbox) = fresh {
+                registration.outbox = outbox;
+            }
             registration
         })
         .collect();

@@ -192,6 +192,8 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
     .await;
     let mut client = Client::connect(addr).await;
     client.search("secret").await;
+    let is_accepted = |m: &ServerMessage| matches!(m, ServerMessage::UpdatedTerm { .. });
+    let mut frames = frames_until(&mut client, is_accepted).await;
     let state = x.state.clone();
     support::eventually("the X stream", || state.connections.open() == 1).await;
     let rule = x.rule_id("secret").unwrap();
@@ -199,7 +201,7 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
         "{}\r\n",
         x_post("1", "a secret post", "ada", &[&rule])
     )));
-    let mut frames = frames_until(&mut client, |m| matches!(m, ServerMessage::Tweets { .. })).await;
+    frames.extend(frames_until(&mut client, |m| matches!(m, ServerMessage::Tweets { .. })).await);
     let mut logs = stop_and_read(child).await;
     assert!(
         logs.contains("connected to the X filtered stream"),
@@ -228,6 +230,7 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
     .await;
     let mut client = Client::connect(addr).await;
     client.search("secret").await;
+    frames.extend(frames_until(&mut client, is_accepted).await);
     let state = mastodon.state.clone();
     support::eventually("the Mastodon stream", || state.connections.open() == 1).await;
     mastodon.send(mastodon_update(&mastodon_status(

@@ -52,12 +52,11 @@ pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> String {
     serde_json::to_string(&frame).expect("raw JSON values always serialize")
 }
 
-/// A post queued for one connection, stamped with the connection's
-/// generation when it was queued: the socket drops posts from before its
-/// last search change or stop, so a new search never shows the old one's posts.
+/// A post queued for one connection. A search change or a stop gives the
+/// connection a fresh queue (swapped in under the registry lock), so a new
+/// search never shows the old one's posts and they never cost it `skipped`.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub generation: u64,
     pub post: Arc<EncodedPost>,
 }
 
@@ -73,7 +72,9 @@ pub struct Registration {
     pub id: ConnectionId,
     /// Posts for this connection. Sender: the hub's dispatch, with
     /// `try_send`; a full queue adds to `skipped` instead of waiting. The
-    /// sender lives in the hub's registry and is dropped on unregister.
+    /// sender lives in the hub's registry; it is replaced (and this receiver
+    /// with it, see [`Hub::set_query`]) when the search changes or stops,
+    /// and dropped on unregister.
     pub outbox: mpsc::Receiver<Delivery>,
     /// Matching posts dropped because `outbox` was full, not yet reported.
     /// The hub adds; the socket task takes the count and sends `skipped`.
@@ -90,7 +91,6 @@ impl Drop for Registration {
 struct Connection {
     query: Option<Arc<Query>>,
     streaming: bool,
-    generation: u64,
     /// Sender half of the connection's outbox (see [`Registration::outbox`]).
     outbox: mpsc::Sender<Delivery>,
     skipped: Arc<AtomicU64>,
@@ -243,7 +243,6 @@ impl Hub {
             Connection {
                 query: None,
                 streaming: true,
-                generation: 0,
                 outbox: sender,
                 skipped: skipped.clone(),
             },
@@ -267,10 +266,17 @@ impl Hub {
         }
     }
 
-    /// Sets a connection's search and resumes it; returns the generation
-    /// from which its queued posts belong to the new search. A search the
+    /// Sets a connection's search and resumes it. When that changes what
+    /// the connection gets, it gets a fresh queue: the receiver comes back
+    /// and replaces [`Registration::outbox`] (posts queued for the old
+    /// search go with the old one). The same search again, while
+    /// streaming, changes nothing and keeps what is queued. A search the
     /// source cannot take is refused and the previous one stays.
-    pub fn set_query(&self, id: ConnectionId, query: Arc<Query>) -> Result<u64, SearchRefused> {
+    pub fn set_query(
+        &self,
+        id: ConnectionId,
+        query: Arc<Query>,
+    ) -> Result<Option<mpsc::Receiver<Delivery>>, SearchRefused> {
         let mut registry = self.lock();
         if let Some(gate) = &self.gate {
             if !registry.searches.contains_key(query.term()) {
@@ -289,14 +295,22 @@ impl Hub {
                     .map_err(SearchRefused::SourceLimit)?;
             }
         }
+        let outbox_size = self.outbound_queue;
         let Some(connection) = registry.connections.get_mut(&id) else {
-            return Ok(0);
+            return Ok(None);
         };
+        let unchanged = connection.streaming
+            && connection
+                .query
+                .as_ref()
+                .is_some_and(|q| q.term() == query.term());
+        if unchanged {
+            return Ok(None);
+        }
+        let (sender, receiver) = mpsc::channel(outbox_size);
+        connection.outbox = sender;
         let old = connection.query.replace(query.clone());
         let was_streaming = std::mem::replace(&mut connection.streaming, true);
-        connection.generation += 1;
-        connection.skipped.store(0, Ordering::Relaxed);
-        let generation = connection.generation;
         let mut changed = false;
         if let (Some(old), true) = (old, was_streaming) {
             changed |= registry.leave_group(id, old.term());
@@ -305,22 +319,26 @@ impl Hub {
         if changed {
             self.publish(&registry);
         }
-        Ok(generation)
+        Ok(Some(receiver))
     }
 
-    /// Stops or resumes delivery; returns the connection's new generation.
-    pub fn set_streaming(&self, id: ConnectionId, streaming: bool) -> u64 {
+    /// Stops or resumes delivery. A change gives the connection a fresh
+    /// queue, as [`Hub::set_query`] does (posts queued before a stop are
+    /// not shown after it); no change keeps everything.
+    pub fn set_streaming(
+        &self,
+        id: ConnectionId,
+        streaming: bool,
+    ) -> Option<mpsc::Receiver<Delivery>> {
         let mut registry = self.lock();
-        let Some(connection) = registry.connections.get_mut(&id) else {
-            return 0;
-        };
+        let outbox_size = self.outbound_queue;
+        let connection = registry.connections.get_mut(&id)?;
         let was = std::mem::replace(&mut connection.streaming, streaming);
         if was == streaming {
-            return connection.generation;
+            return None;
         }
-        connection.generation += 1;
-        connection.skipped.store(0, Ordering::Relaxed);
-        let generation = connection.generation;
+        let (sender, receiver) = mpsc::channel(outbox_size);
+        connection.outbox = sender;
         if let Some(query) = connection.query.clone() {
             let changed = if streaming {
                 registry.join_group(id, query)
@@ -331,7 +349,7 @@ impl Hub {
                 self.publish(&registry);
             }
         }
-        generation
+        Some(receiver)
     }
 
     /// Checks `tweet` against every active search and queues it for the
@@ -376,10 +394,7 @@ impl Hub {
                 let Some(connection) = registry.connections.get(id) else {
                     continue;
                 };
-                let delivery = Delivery {
-                    generation: connection.generation,
-                    post: post.clone(),
-                };
+                let delivery = Delivery { post: post.clone() };
                 match connection.outbox.try_send(delivery) {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -443,6 +458,19 @@ mod tests {
         Arc::new(Query::parse(term, 512).unwrap())
     }
 
+    /// Sets the search as a socket task would, taking the fresh queue.
+    fn search(hub: &Hub, registration: &mut Registration, term: &str) {
+        if let Some(outbox) = hub.set_query(registration.id, query(term)).unwrap() {
+            registration.outbox = outbox;
+        }
+    }
+
+    fn streaming(hub: &Hub, registration: &mut Registration, on: bool) {
+        if let Some(outbox) = hub.set_streaming(registration.id, on) {
+            registration.outbox = outbox;
+        }
+    }
+
     fn texts(registration: &mut Registration) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(d) = registration.outbox.try_recv() {
@@ -470,8 +498,8 @@ mod tests {
         let mut cats = hub.register().unwrap();
         let mut dogs = hub.register().unwrap();
         let mut idle = hub.register().unwrap();
-        hub.set_query(cats.id, query("cats")).unwrap();
-        hub.set_query(dogs.id, query("dogs")).unwrap();
+        search(&hub, &mut cats, "cats");
+        search(&hub, &mut dogs, "dogs");
         hub.dispatch(&tweet("1", "cats nap"));
         hub.dispatch(&tweet("2", "dogs run"));
         hub.dispatch(&tweet("3", "cats and dogs"));
@@ -483,10 +511,10 @@ mod tests {
     #[test]
     fn same_search_is_evaluated_once_for_all_its_connections() {
         let hub = Hub::new(10, 16, Arc::default());
-        let a = hub.register().unwrap();
-        let b = hub.register().unwrap();
-        hub.set_query(a.id, query("rust")).unwrap();
-        hub.set_query(b.id, query("  rust ")).unwrap();
+        let mut a = hub.register().unwrap();
+        let mut b = hub.register().unwrap();
+        search(&hub, &mut a, "rust");
+        search(&hub, &mut b, "  rust ");
         assert_eq!(hub.active_searches(), 1);
         assert_eq!(hub.dispatch(&tweet("1", "rust")), 2);
     }
@@ -495,12 +523,12 @@ mod tests {
     fn stopped_connections_get_nothing_and_resume() {
         let hub = Hub::new(10, 16, Arc::default());
         let mut a = hub.register().unwrap();
-        hub.set_query(a.id, query("rust")).unwrap();
-        hub.set_streaming(a.id, false);
+        search(&hub, &mut a, "rust");
+        streaming(&hub, &mut a, false);
         assert_eq!(hub.active_searches(), 0);
         hub.dispatch(&tweet("1", "rust"));
         assert!(texts(&mut a).is_empty());
-        hub.set_streaming(a.id, true);
+        streaming(&hub, &mut a, true);
         hub.dispatch(&tweet("2", "rust"));
         assert_eq!(texts(&mut a), ["rust"]);
     }
@@ -509,7 +537,7 @@ mod tests {
     fn full_queue_counts_skipped_instead_of_blocking() {
         let hub = Hub::new(10, 2, Arc::default());
         let mut a = hub.register().unwrap();
-        hub.set_query(a.id, query("x")).unwrap();
+        search(&hub, &mut a, "x");
         for i in 0..5 {
             hub.dispatch(&tweet(&i.to_string(), "x"));
         }
@@ -529,8 +557,8 @@ mod tests {
     #[test]
     fn unregister_leaves_search_groups() {
         let hub = Hub::new(10, 2, Arc::default());
-        let a = hub.register().unwrap();
-        hub.set_query(a.id, query("x")).unwrap();
+        let mut a = hub.register().unwrap();
+        search(&hub, &mut a, "x");
         assert_eq!(hub.active_searches(), 1);
         drop(a);
         assert_eq!(hub.active_searches(), 0);
@@ -541,22 +569,22 @@ mod tests {
     fn active_searches_are_published_on_change_only() {
         let hub = Hub::new(10, 8, Arc::default());
         let mut active = hub.watch_searches();
-        let a = hub.register().unwrap();
-        let b = hub.register().unwrap();
-        hub.set_query(a.id, query("rust")).unwrap();
+        let mut a = hub.register().unwrap();
+        let mut b = hub.register().unwrap();
+        search(&hub, &mut a, "rust");
         assert!(active.has_changed().unwrap());
         assert_eq!(
             active.borrow_and_update().keys().collect::<Vec<_>>(),
             ["rust"]
         );
-        hub.set_query(b.id, query("rust")).unwrap();
+        search(&hub, &mut b, "rust");
         assert!(
             !active.has_changed().unwrap(),
             "a shared search is no change"
         );
         drop(a);
         assert!(!active.has_changed().unwrap());
-        hub.set_streaming(b.id, false);
+        streaming(&hub, &mut b, false);
         assert!(active.borrow_and_update().is_empty());
     }
 
@@ -578,17 +606,17 @@ mod tests {
     fn the_source_gate_refuses_new_searches_and_the_old_one_stays() {
         let hub = Hub::with_gate(10, 8, Arc::default(), Some(Arc::new(AtMost(2))));
         let mut a = hub.register().unwrap();
-        let b = hub.register().unwrap();
-        let c = hub.register().unwrap();
-        hub.set_query(a.id, query("one")).unwrap();
-        hub.set_query(b.id, query("two")).unwrap();
+        let mut b = hub.register().unwrap();
+        let mut c = hub.register().unwrap();
+        search(&hub, &mut a, "one");
+        search(&hub, &mut b, "two");
         assert!(matches!(
             hub.set_query(c.id, query("three")),
             Err(SearchRefused::SourceLimit(_))
         ));
-        hub.set_query(c.id, query("two")).unwrap();
+        search(&hub, &mut c, "two");
         // Replacing a connection's only search frees its slot.
-        hub.set_query(a.id, query("three")).unwrap();
+        search(&hub, &mut a, "three");
         assert!(hub.set_query(a.id, query("banned")).is_err());
         hub.dispatch(&tweet("1", "three"));
         assert_eq!(texts(&mut a), ["three"]);
@@ -599,8 +627,8 @@ mod tests {
         let hub = Hub::new(10, 8, Arc::default());
         let mut a = hub.register().unwrap();
         let mut b = hub.register().unwrap();
-        hub.set_query(a.id, query("cats")).unwrap();
-        hub.set_query(b.id, query("dogs")).unwrap();
+        search(&hub, &mut a, "cats");
+        search(&hub, &mut b, "dogs");
         let routes = ["cats".to_owned()];
         hub.dispatch_routed(&tweet("1", "cats and dogs"), Some(&routes));
         assert_eq!(texts(&mut a), ["cats and dogs"]);
@@ -611,14 +639,33 @@ mod tests {
     }
 
     #[test]
-    fn generation_moves_on_with_each_change() {
-        let hub = Hub::new(10, 8, Arc::default());
+    fn a_new_search_gets_a_fresh_queue_and_the_same_one_keeps_its_posts() {
+        let hub = Hub::new(10, 2, Arc::default());
         let mut a = hub.register().unwrap();
-        let g1 = hub.set_query(a.id, query("x")).unwrap();
+        search(&hub, &mut a, "x");
         hub.dispatch(&tweet("1", "x"));
-        let g2 = hub.set_query(a.id, query("y")).unwrap();
-        assert!(g2 > g1);
-        let old = a.outbox.try_recv().unwrap();
-        assert_eq!(old.generation, g1);
+        // The same search again changes nothing: the queued post stays.
+        search(&hub, &mut a, "x");
+        for i in 2..5 {
+            hub.dispatch(&tweet(&i.to_string(), "x y"));
+        }
+        assert_eq!(
+            a.skipped.load(Ordering::Relaxed),
+            2,
+            "queue of 2: 1 and 2 kept"
+        );
+        // A new search: the old queue goes, and the count not yet reported stays.
+        search(&hub, &mut a, "y");
+        hub.dispatch(&tweet("5", "y"));
+        hub.dispatch(&tweet("6", "y"));
+        assert_eq!(texts(&mut a), ["y", "y"]);
+        assert_eq!(
+            a.skipped.load(Ordering::Relaxed),
+            2,
+            "never zeroed silently"
+        );
+        streaming(&hub, &mut a, false);
+        hub.dispatch(&tweet("7", "y"));
+        assert!(texts(&mut a).is_empty());
     }
 }

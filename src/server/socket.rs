@@ -167,12 +167,6 @@ struct Connection {
     socket: WebSocket,
     registration: Registration,
     context: SocketContext,
-    /// Posts queued before this generation belong to an older search or to
-    /// before a stop; they are dropped.
-    generation: u64,
-    /// Posts of the current generation taken off the queue early (when the
-    /// search changed), written before anything newer.
-    pending: Vec<Delivery>,
     limiter: RateLimiter,
     last_heard: Instant,
 }
@@ -217,8 +211,6 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         limiter: RateLimiter::new(&context.limits),
         registration,
         context: context.clone(),
-        generation: 0,
-        pending: Vec::new(),
         last_heard: Instant::now(),
     };
     let reason = connection.run().await;
@@ -311,18 +303,11 @@ impl Connection {
         reason
     }
 
-    /// Writes pending and queued posts of the current generation as one
+    /// Writes the posts taken off the queue (at most [`MAX_BATCH`]) as one
     /// `tweets` frame, then reports posts dropped for this connection.
     async fn flush(&mut self, batch: &mut Vec<Delivery>) -> Result<(), Disconnect> {
-        let generation = self.generation;
-        let posts: Vec<_> = self
-            .pending
-            .drain(..)
-            .chain(batch.drain(..))
-            .filter(|d| d.generation == generation)
-            .map(|d| d.post)
-            .collect();
-        if !posts.is_empty() {
+        if !batch.is_empty() {
+            let posts: Vec<_> = batch.drain(..).map(|d| d.post).collect();
             self.write(Message::text(tweets_frame(&posts))).await?;
         }
         let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
@@ -331,18 +316,6 @@ impl Connection {
                 .await?;
         }
         Ok(())
-    }
-
-    /// After a search change or a stop, empties the queue of older posts at
-    /// once, so they do not fill it and cost the new search `skipped` posts.
-    fn drop_stale(&mut self) {
-        let generation = self.generation;
-        while let Ok(delivery) = self.registration.outbox.try_recv() {
-            if delivery.generation == generation {
-                self.pending.push(delivery);
-            }
-        }
-        self.pending.retain(|d| d.generation == generation);
     }
 
     /// One frame from the browser; `text` is `None` for a binary frame.
@@ -404,8 +377,10 @@ impl Connection {
                     let query = Arc::new(query);
                     let term = query.term().to_owned();
                     match self.context.hub.set_query(id, query) {
-                        Ok(generation) => {
-                            self.generation = generation;
+                        Ok(fresh) => {
+                            if let Some(outbox) = fresh {
+                                self.registration.outbox = outbox;
+                            }
                             ServerMessage::UpdatedTerm { term }
                         }
                         Err(refused) => {
@@ -416,15 +391,18 @@ impl Connection {
                 Err(error) => ServerMessage::error(error.code(), error.to_string()),
             },
             ClientMessage::StopStream => {
-                self.generation = self.context.hub.set_streaming(id, false);
+                if let Some(outbox) = self.context.hub.set_streaming(id, false) {
+                    self.registration.outbox = outbox;
+                }
                 ServerMessage::StreamState { streaming: false }
             }
             ClientMessage::StartStream => {
-                self.generation = self.context.hub.set_streaming(id, true);
+                if let Some(outbox) = self.context.hub.set_streaming(id, true) {
+                    self.registration.outbox = outbox;
+                }
                 ServerMessage::StreamState { streaming: true }
             }
         };
-        self.drop_stale();
         self.send(&answer).await
     }
 

@@ -471,9 +471,11 @@ async fn mastodon_streaming(
             .into_response();
     }
     ws.on_upgrade(move |mut socket| async move {
-        let _guard = state.connections.enter();
+        // Subscribed before the connection counts as open, so a test that
+        // waits for it and then sends loses nothing.
         let mut frames = state.frames.subscribe();
         let mut kick = state.kick.subscribe();
+        let _guard = state.connections.enter();
         loop {
             tokio::select! {
                 frame = frames.recv() => {
