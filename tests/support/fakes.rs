@@ -251,7 +251,6 @@ async fn jetstream_session(
     wanted: Vec<String>,
     max_size: usize,
 ) {
-    let _guard = state.connections.enter();
     let mut published = state.published.subscribe();
     let mut kick = state.kick.subscribe();
     // With a cursor, replay from it (inclusive); without, live tail only.
@@ -265,6 +264,9 @@ async fn jetstream_session(
             None => events.len(),
         }
     };
+    // Counted as open only now, so a test that waits for it and then
+    // publishes loses nothing.
+    let _guard = state.connections.enter();
     loop {
         let batch: Vec<String> = {
             let events = state.events.lock().unwrap();
