@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -103,6 +105,9 @@ pub struct JetstreamState {
     pub profile_calls: Mutex<Vec<Vec<String>>>,
     profile_delay: Mutex<Duration>,
     profile_fails: AtomicBool,
+    /// Answer `/subscribe` with 503, as a Jetstream that is down would.
+    refusing: AtomicBool,
+    attempts: Mutex<Vec<Instant>>,
 }
 
 impl FakeJetstream {
@@ -117,6 +122,8 @@ impl FakeJetstream {
             profile_calls: Mutex::default(),
             profile_delay: Mutex::new(Duration::ZERO),
             profile_fails: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
+            attempts: Mutex::default(),
         });
         let router = Router::new()
             .route("/subscribe", get(jetstream_subscribe))
@@ -171,6 +178,15 @@ impl FakeJetstream {
         *self.state.profile_delay.lock().unwrap() = delay;
     }
 
+    pub fn refuse_connections(&self, refusing: bool) {
+        self.state.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// When each `/subscribe` was asked for (on tokio's clock).
+    pub fn attempt_times(&self) -> Vec<Instant> {
+        self.state.attempts.lock().unwrap().clone()
+    }
+
     pub fn set_profiles_failing(&self, failing: bool) {
         self.state.profile_fails.store(failing, Ordering::SeqCst);
     }
@@ -222,6 +238,10 @@ async fn jetstream_subscribe(
     RawQuery(raw): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
+    state.attempts.lock().unwrap().push(Instant::now());
+    if state.refusing.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "jetstream is down").into_response();
+    }
     let query = query_pairs(raw);
     let cursor: Option<u64> = query
         .iter()
@@ -358,6 +378,8 @@ pub struct MastodonState {
     pub connections: Arc<Connections>,
     pub refused: AtomicUsize,
     pub queries: Mutex<Vec<Vec<(String, String)>>>,
+    /// When each streaming connection was asked for (on tokio's clock).
+    attempts: Mutex<Vec<Instant>>,
 }
 
 impl FakeMastodon {
@@ -370,6 +392,7 @@ impl FakeMastodon {
             connections: Arc::default(),
             refused: AtomicUsize::new(0),
             queries: Mutex::default(),
+            attempts: Mutex::default(),
         });
         let router = Router::new()
             .route("/api/v2/instance", get(mastodon_instance))
@@ -403,6 +426,10 @@ impl FakeMastodon {
 
     pub fn kick(&self) {
         let _ = self.state.kick.send(());
+    }
+
+    pub fn attempt_times(&self) -> Vec<Instant> {
+        self.state.attempts.lock().unwrap().clone()
     }
 }
 
@@ -459,6 +486,7 @@ async fn mastodon_streaming(
     ws: WebSocketUpgrade,
 ) -> Response {
     state.queries.lock().unwrap().push(query_pairs(raw));
+    state.attempts.lock().unwrap().push(Instant::now());
     let expected = format!("Bearer {}", state.token);
     let authorized = headers
         .get("authorization")
@@ -603,6 +631,11 @@ impl FakeX {
 
     pub fn attempts(&self) -> Vec<(Instant, u16)> {
         self.state.attempts.lock().unwrap().clone()
+    }
+
+    /// When each stream connection was asked for (on tokio's clock).
+    pub fn attempt_times(&self) -> Vec<Instant> {
+        self.attempts().into_iter().map(|(at, _)| at).collect()
     }
 
     pub fn rule_id(&self, value: &str) -> Option<XRule> {
