@@ -34,9 +34,7 @@ fn setup(connections: usize, distinct: usize) -> (Arc<Hub>, Vec<Registration>) {
             let fresh = hub
                 .set_query(registration.id, Arc::new(Query::parse(&term, 512).unwrap()))
                 .expect("no source gate in the bench");
-            if let Some(outbox) = fresh {
-                registration.outbox = outbox;
-            }
+            registration.apply(fresh);
             registration
         })
         .collect();
@@ -59,7 +57,9 @@ fn bench(c: &mut Criterion) {
                     next = (next + 1) % posts.len();
                     let delivered = hub.dispatch(&posts[next]);
                     for registration in registrations.iter_mut() {
-                        while registration.outbox.try_recv().is_ok() {}
+                        if let Some(outbox) = registration.outbox.as_mut() {
+                            while outbox.try_recv().is_ok() {}
+                        }
                     }
                     black_box(delivered)
                 })

@@ -19,6 +19,12 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,twitter_search=info")),
         )
         .init();
+    // Each browser holds a file descriptor; the default soft limit (often
+    // 1024) would cap the server far below --max-connections.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let settings = match Settings::load(&cli) {
         Ok(settings) => settings,
         Err(e) => {

@@ -75,11 +75,31 @@ pub struct Registration {
     /// sender lives in the hub's registry; it is replaced (and this receiver
     /// with it, see [`Hub::set_query`]) when the search changes or stops,
     /// and dropped on unregister.
-    pub outbox: mpsc::Receiver<Delivery>,
+    /// `None` while the connection has no search or is stopped: an idle
+    /// browser holds no queue.
+    pub outbox: Option<mpsc::Receiver<Delivery>>,
     /// Matching posts dropped because `outbox` was full, not yet reported.
     /// The hub adds; the socket task takes the count and sends `skipped`.
     pub skipped: Arc<AtomicU64>,
     hub: Arc<Hub>,
+}
+
+impl Registration {
+    /// Takes the queue a search change or a stop hands over.
+    pub fn apply(&mut self, change: OutboxChange) {
+        if let OutboxChange::Replace(outbox) = change {
+            self.outbox = outbox;
+        }
+    }
+}
+
+/// What a connection's queue becomes after a change of search or state.
+#[derive(Debug)]
+pub enum OutboxChange {
+    /// Nothing changed: what is queued stays.
+    Keep,
+    /// A fresh queue (or none, when stopped): posts queued before go.
+    Replace(Option<mpsc::Receiver<Delivery>>),
 }
 
 impl Drop for Registration {
@@ -92,7 +112,7 @@ struct Connection {
     query: Option<Arc<Query>>,
     streaming: bool,
     /// Sender half of the connection's outbox (see [`Registration::outbox`]).
-    outbox: mpsc::Sender<Delivery>,
+    outbox: Option<mpsc::Sender<Delivery>>,
     skipped: Arc<AtomicU64>,
 }
 
@@ -236,20 +256,19 @@ impl Hub {
         }
         registry.next_id += 1;
         let id = registry.next_id;
-        let (sender, receiver) = mpsc::channel(self.outbound_queue);
         let skipped = Arc::new(AtomicU64::new(0));
         registry.connections.insert(
             id,
             Connection {
                 query: None,
                 streaming: true,
-                outbox: sender,
+                outbox: None,
                 skipped: skipped.clone(),
             },
         );
         Ok(Registration {
             id,
-            outbox: receiver,
+            outbox: None,
             skipped,
             hub: self.clone(),
         })
@@ -276,7 +295,7 @@ impl Hub {
         &self,
         id: ConnectionId,
         query: Arc<Query>,
-    ) -> Result<Option<mpsc::Receiver<Delivery>>, SearchRefused> {
+    ) -> Result<OutboxChange, SearchRefused> {
         let mut registry = self.lock();
         if let Some(gate) = &self.gate {
             if !registry.searches.contains_key(query.term()) {
@@ -297,7 +316,7 @@ impl Hub {
         }
         let outbox_size = self.outbound_queue;
         let Some(connection) = registry.connections.get_mut(&id) else {
-            return Ok(None);
+            return Ok(OutboxChange::Keep);
         };
         let unchanged = connection.streaming
             && connection
@@ -305,10 +324,10 @@ impl Hub {
                 .as_ref()
                 .is_some_and(|q| q.term() == query.term());
         if unchanged {
-            return Ok(None);
+            return Ok(OutboxChange::Keep);
         }
         let (sender, receiver) = mpsc::channel(outbox_size);
-        connection.outbox = sender;
+        connection.outbox = Some(sender);
         let old = connection.query.replace(query.clone());
         let was_streaming = std::mem::replace(&mut connection.streaming, true);
         let mut changed = false;
@@ -319,25 +338,29 @@ impl Hub {
         if changed {
             self.publish(&registry);
         }
-        Ok(Some(receiver))
+        Ok(OutboxChange::Replace(Some(receiver)))
     }
 
     /// Stops or resumes delivery. A change gives the connection a fresh
     /// queue, as [`Hub::set_query`] does (posts queued before a stop are
     /// not shown after it); no change keeps everything.
-    pub fn set_streaming(
-        &self,
-        id: ConnectionId,
-        streaming: bool,
-    ) -> Option<mpsc::Receiver<Delivery>> {
+    pub fn set_streaming(&self, id: ConnectionId, streaming: bool) -> OutboxChange {
         let mut registry = self.lock();
         let outbox_size = self.outbound_queue;
-        let connection = registry.connections.get_mut(&id)?;
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return OutboxChange::Keep;
+        };
         let was = std::mem::replace(&mut connection.streaming, streaming);
         if was == streaming {
-            return None;
+            return OutboxChange::Keep;
         }
-        let (sender, receiver) = mpsc::channel(outbox_size);
+        // A stopped connection, or one without a search, needs no queue.
+        let (sender, receiver) = if streaming && connection.query.is_some() {
+            let (sender, receiver) = mpsc::channel(outbox_size);
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
         connection.outbox = sender;
         if let Some(query) = connection.query.clone() {
             let changed = if streaming {
@@ -349,7 +372,7 @@ impl Hub {
                 self.publish(&registry);
             }
         }
-        Some(receiver)
+        OutboxChange::Replace(receiver)
     }
 
     /// Checks `tweet` against every active search and queues it for the
@@ -395,7 +418,10 @@ impl Hub {
                     continue;
                 };
                 let delivery = Delivery { post: post.clone() };
-                match connection.outbox.try_send(delivery) {
+                let Some(outbox) = &connection.outbox else {
+                    continue;
+                };
+                match outbox.try_send(delivery) {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         connection.skipped.fetch_add(1, Ordering::Relaxed);
@@ -460,20 +486,16 @@ mod tests {
 
     /// Sets the search as a socket task would, taking the fresh queue.
     fn search(hub: &Hub, registration: &mut Registration, term: &str) {
-        if let Some(outbox) = hub.set_query(registration.id, query(term)).unwrap() {
-            registration.outbox = outbox;
-        }
+        registration.apply(hub.set_query(registration.id, query(term)).unwrap());
     }
 
     fn streaming(hub: &Hub, registration: &mut Registration, on: bool) {
-        if let Some(outbox) = hub.set_streaming(registration.id, on) {
-            registration.outbox = outbox;
-        }
+        registration.apply(hub.set_streaming(registration.id, on));
     }
 
     fn texts(registration: &mut Registration) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(d) = registration.outbox.try_recv() {
+        while let Some(Ok(d)) = registration.outbox.as_mut().map(|o| o.try_recv()) {
             out.push(d.post.tweet.text.clone());
         }
         out

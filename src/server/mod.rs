@@ -39,6 +39,12 @@ use crate::wire::UpstreamState;
 /// Posts waiting between the source task and the hub's dispatch.
 const SOURCE_QUEUE: usize = 1024;
 
+/// Initial read buffer of each browser's WebSocket.
+const READ_BUFFER_BYTES: usize = 256;
+
+/// Most a browser's WebSocket may hold unwritten (a few full `tweets` frames).
+const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// How long shutdown waits for every socket to send its 1001 close.
 const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -322,6 +328,15 @@ async fn upgrade(
     let transport_cap = (state.settings.limits.max_frame_bytes * 16).max(64 * 1024);
     ws.max_message_size(transport_cap)
         .max_frame_size(transport_cap)
+        // tungstenite allocates its read buffer up front (128 KiB by
+        // default): an idle browser would cost that much. Browsers send
+        // small frames; a larger one grows the buffer while it is read.
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Each frame is written whole and flushed at once; buffering more
+        // only holds memory. A peer that stops reading is dropped by the
+        // write timeout; this bounds what it can pile up before that.
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| state.sockets.track_future(socket::serve(socket, context)))
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -28,6 +28,9 @@ pub mod close_code {
 
 /// Posts written in one `tweets` frame at most.
 const MAX_BATCH: usize = 64;
+
+/// How long a closing socket waits for the browser's own close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 /// A flood episode ends after this long without a refused message.
 const FLOOD_MEMORY: Duration = Duration::from_secs(10);
@@ -100,7 +103,23 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str, limits: &LimitSe
         reason: reason.into(),
     };
     // The peer may already be gone or stuck; there is nothing more to tell it then.
-    let _ = write(socket, Message::Close(Some(frame)), limits).await;
+    if write(socket, Message::Close(Some(frame)), limits)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Read (and drop) what the browser had already sent, up to its close: a
+    // socket closed with unread input is reset, and a reset can destroy the
+    // close frame and the last messages before the browser reads them.
+    let drain = async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
 /// True when the transport refused a frame for its size.
@@ -171,6 +190,18 @@ struct Connection {
     last_heard: Instant,
 }
 
+/// The next posts from the queue (at most [`MAX_BATCH`]); never ready while
+/// the connection has no queue (no search, or stopped).
+async fn next_batch(
+    outbox: &mut Option<mpsc::Receiver<Delivery>>,
+    batch: &mut Vec<Delivery>,
+) -> usize {
+    match outbox {
+        Some(outbox) => outbox.recv_many(batch, MAX_BATCH).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one upgraded WebSocket until either side closes it.
 pub async fn serve(mut socket: WebSocket, context: SocketContext) {
     let limits = &context.limits;
@@ -234,7 +265,8 @@ impl Connection {
         let idle_after = Duration::from_secs(self.context.limits.idle_timeout_secs);
         let mut pings = interval_at(Instant::now() + ping_every, ping_every);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Grows on the first posts: an idle browser holds no batch buffer.
+        let mut batch = Vec::new();
         let shutdown = self.context.shutdown.clone();
         let mut upstream_open = true;
         // Biased so that shutdown, commands and the idle check are never
@@ -286,7 +318,7 @@ impl Connection {
                         break reason;
                     }
                 }
-                received = self.registration.outbox.recv_many(&mut batch, MAX_BATCH) => {
+                received = next_batch(&mut self.registration.outbox, &mut batch) => {
                     if received == 0 {
                         // The hub dropped our queue: only happens on unregister.
                         break Disconnect::ShuttingDown;
@@ -377,10 +409,8 @@ impl Connection {
                     let query = Arc::new(query);
                     let term = query.term().to_owned();
                     match self.context.hub.set_query(id, query) {
-                        Ok(fresh) => {
-                            if let Some(outbox) = fresh {
-                                self.registration.outbox = outbox;
-                            }
+                        Ok(change) => {
+                            self.registration.apply(change);
                             ServerMessage::UpdatedTerm { term }
                         }
                         Err(refused) => {
@@ -391,15 +421,13 @@ impl Connection {
                 Err(error) => ServerMessage::error(error.code(), error.to_string()),
             },
             ClientMessage::StopStream => {
-                if let Some(outbox) = self.context.hub.set_streaming(id, false) {
-                    self.registration.outbox = outbox;
-                }
+                let change = self.context.hub.set_streaming(id, false);
+                self.registration.apply(change);
                 ServerMessage::StreamState { streaming: false }
             }
             ClientMessage::StartStream => {
-                if let Some(outbox) = self.context.hub.set_streaming(id, true) {
-                    self.registration.outbox = outbox;
-                }
+                let change = self.context.hub.set_streaming(id, true);
+                self.registration.apply(change);
                 ServerMessage::StreamState { streaming: true }
             }
         };
