@@ -49,12 +49,18 @@ async fn churn_leaves_connections_searches_tasks_and_memory_where_they_were() {
         if health["connections"] == 0 && open == 0 && searches == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "left behind: {health} open={open} searches={searches}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left behind: {health} open={open} searches={searches}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = rss_kib();
     let grown = after.saturating_sub(before);
-    assert!(grown < 8 * 1024, "3000 browsers came and went and memory grew {grown} KiB");
+    assert!(
+        grown < 8 * 1024,
+        "3000 browsers came and went and memory grew {grown} KiB"
+    );
     // The server still serves.
     let mut client = Client::greeted(server.addr).await;
     client.search_accepted("churn1", "churn1").await;

@@ -193,3 +193,48 @@ async fn unknown_paths_are_404_and_cannot_leave_the_site() {
     }
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        TestServer::replay(&[post_line(1, "hi")], |s| s.limits.header_timeout_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buffer))
+        .await
+        .expect("the server closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn tcp_connections_are_capped_a_little_above_max_connections() {
+    use twitter_search::server::http::connection_cap;
+    let server = TestServer::replay(&[post_line(1, "hi")], |s| {
+        s.limits.max_connections = 1;
+        s.limits.header_timeout_secs = 1;
+    })
+    .await;
+    // Silent connections take every slot…
+    let mut silent = Vec::new();
+    for _ in 0..connection_cap(1) {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // …so the next request waits until the header timeout frees them.
+    let started = std::time::Instant::now();
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700),
+        "served after {waited:?}"
+    );
+    drop(silent);
+    server.shut_down().await;
+}

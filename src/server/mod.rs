@@ -4,6 +4,7 @@
 //! real server on port 0 and binaries stay thin.
 
 pub mod avatar;
+pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod settings;
@@ -12,6 +13,7 @@ pub mod sources;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,7 +48,7 @@ const READ_BUFFER_BYTES: usize = 256;
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// How long shutdown waits for every socket to send its 1001 close.
-const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+const SOCKET_DRAIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -173,13 +175,21 @@ pub async fn run_with_source(
     let app = router(state);
     info!(addr = %listener.local_addr()?, source = source_name, "serving");
     let stop = cancel.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down");
-            stop.cancel();
-        })
-        .await;
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down");
+        stop.cancel();
+    });
+    http::serve(
+        listener,
+        app,
+        settings.limits.max_connections,
+        Duration::from_secs(settings.limits.header_timeout_secs),
+        cancel.clone(),
+        SOCKET_DRAIN,
+    )
+    .await;
+    signal.abort();
     cancel.cancel();
     sockets.close();
     if tokio::time::timeout(SOCKET_DRAIN, sockets.wait())
@@ -200,7 +210,7 @@ pub async fn run_with_source(
             warn!("the record file was not flushed in time");
         }
     }
-    served.map_err(ServerError::from)
+    Ok(())
 }
 
 /// All routes: the page, its assets, `/ws`, `/healthz`, `/metrics`, avatars.

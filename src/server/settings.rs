@@ -175,6 +175,9 @@ pub struct LimitSettings {
     /// Seconds a browser has to take one frame before it is dropped (it
     /// stopped reading). Default 10.
     pub write_timeout_secs: u64,
+    /// Seconds a client has to send its request headers before the
+    /// connection is closed. Default 10.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for LimitSettings {
@@ -190,6 +193,7 @@ impl Default for LimitSettings {
             ping_interval_secs: 20,
             idle_timeout_secs: 60,
             write_timeout_secs: 10,
+            header_timeout_secs: 10,
         }
     }
 }
