@@ -446,19 +446,25 @@ impl Hub {
     }
 }
 
-/// Feeds every post from the source to the hub until the source ends.
+/// Feeds every post from the source to the hub until the source ends, on
+/// a thread of its own: matching and fan-out never run on (or stall) the
+/// runtime's workers that serve the sockets.
 ///
-/// `posts` — sender: the source task; receiver: this task. Bounded, so a
+/// `posts` — sender: the source task; receiver: this thread. Bounded, so a
 /// source faster than the fan-out is slowed down rather than buffered
-/// without limit. When the source ends and drops its sender, this returns.
-pub async fn run_dispatch(hub: Arc<Hub>, mut posts: mpsc::Receiver<SourcePost>) {
-    let mut batch = Vec::with_capacity(64);
-    while posts.recv_many(&mut batch, 64).await > 0 {
-        for post in batch.drain(..) {
-            Metrics::inc(&hub.metrics.posts_received);
-            hub.dispatch_routed(&Arc::new(post.tweet), post.routes.as_deref());
-        }
-    }
+/// without limit. When the source ends and drops its sender, the thread ends.
+pub fn spawn_dispatch(
+    hub: Arc<Hub>,
+    mut posts: mpsc::Receiver<SourcePost>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("dispatch".to_owned())
+        .spawn(move || {
+            while let Some(post) = posts.blocking_recv() {
+                Metrics::inc(&hub.metrics.posts_received);
+                hub.dispatch_routed(&Arc::new(post.tweet), post.routes.as_deref());
+            }
+        })
 }
 
 #[cfg(test)]

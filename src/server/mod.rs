@@ -154,7 +154,8 @@ pub async fn run_with_source(
         metrics: metrics.clone(),
         shutdown: cancel.clone(),
     }));
-    let dispatch_task = tokio::spawn(hub::run_dispatch(hub.clone(), posts_rx));
+    // Ends by itself when the source task (the channel's only sender) ends.
+    hub::spawn_dispatch(hub.clone(), posts_rx)?;
 
     let sockets = TaskTracker::new();
     let state = AppState {
@@ -202,7 +203,6 @@ pub async fn run_with_source(
         );
     }
     source_task.abort();
-    dispatch_task.abort();
     // The aborted source drops its recorder: the writer flushes and ends.
     let _ = source_task.await;
     if let Some(writer) = record_writer {
