@@ -74,6 +74,8 @@ pub enum ClientMessage {
     StopStream,
     /// Resume delivery.
     StartStream,
+    /// The page's own heartbeat (browsers cannot see WebSocket pings).
+    Ping,
 }
 
 /// The limits a client should respect, announced in `hello`.
@@ -147,7 +149,7 @@ impl fmt::Display for ErrorCode {
 ///
 /// Posts are held in `Arc`s so that one post fanned out to many connections
 /// is never copied; serde writes them like plain values.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -182,6 +184,12 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// The answer to the page's `ping`.
+    Pong,
+    /// The source's rate of posts received, averaged over the last 10 s.
+    Stats {
+        posts_per_second: f64,
+    },
 }
 
 impl ServerMessage {
@@ -207,7 +215,7 @@ pub enum ClientMessageError {
     NotJson(String),
     #[error("the message must be a JSON object with a string \"type\" field")]
     NoType,
-    #[error("unknown message type \"{0}\" (expected updateTerm, stopStream or startStream)")]
+    #[error("unknown message type \"{0}\" (expected updateTerm, stopStream, startStream or ping)")]
     UnknownType(String),
     #[error("the {kind} message is malformed: {detail}")]
     BadFields { kind: String, detail: String },
@@ -223,7 +231,10 @@ impl ClientMessage {
             .and_then(|t| t.as_str())
             .ok_or(ClientMessageError::NoType)?
             .to_owned();
-        if !matches!(kind.as_str(), "updateTerm" | "stopStream" | "startStream") {
+        if !matches!(
+            kind.as_str(),
+            "updateTerm" | "stopStream" | "startStream" | "ping"
+        ) {
             return Err(ClientMessageError::UnknownType(truncate_for_message(&kind)));
         }
         serde_json::from_value(value).map_err(|e| ClientMessageError::BadFields {
@@ -340,6 +351,13 @@ mod tests {
                 ServerMessage::error(ErrorCode::SourceLimit, "x"),
                 r#"{"type":"error","code":"sourceLimit","message":"x"}"#,
             ),
+            (ServerMessage::Pong, r#"{"type":"pong"}"#),
+            (
+                ServerMessage::Stats {
+                    posts_per_second: 85.5,
+                },
+                r#"{"type":"stats","postsPerSecond":85.5}"#,
+            ),
         ];
         for (message, json) in cases {
             assert_eq!(message.to_json(), json);
@@ -363,6 +381,10 @@ mod tests {
         assert_eq!(
             ClientMessage::parse(r#"{"type":"startStream","extra":1}"#),
             Ok(ClientMessage::StartStream)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
         );
         assert_eq!(
             serde_json::to_string(&ClientMessage::UpdateTerm { term: "a".into() }).unwrap(),

@@ -549,6 +549,25 @@ async fn a_client_answering_pings_is_kept_past_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn ping_is_answered_with_pong_and_stats_tell_the_source_rate() {
+    let server = TestServer::replay(&pets(), |s| s.source.rate = Some(50.0)).await;
+    let mut client = Client::greeted(server.addr).await;
+    client.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(client.recv_reply().await, ServerMessage::Pong);
+    // `stats` comes every 5 s, with the rate over the last 10 s.
+    let rate = loop {
+        if let ServerMessage::Stats { posts_per_second } = client.recv().await {
+            break posts_per_second;
+        }
+    };
+    assert!(
+        (25.0..=75.0).contains(&rate),
+        "a 50/s replay reported {rate}/s"
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_sockets_with_1001() {
     let server = TestServer::replay(&pets(), |_| {}).await;
     let mut client = Client::greeted(server.addr).await;

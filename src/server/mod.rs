@@ -157,6 +157,7 @@ pub async fn run_with_source(
     // Ends by itself when the source task (the channel's only sender) ends.
     hub::spawn_dispatch(hub.clone(), posts_rx)?;
 
+    let posts_per_second = spawn_rate_sampler(metrics.clone(), cancel.clone());
     let sockets = TaskTracker::new();
     let state = AppState {
         sockets: sockets.clone(),
@@ -171,6 +172,7 @@ pub async fn run_with_source(
             source_name,
             upstream: status_rx,
             shutdown: cancel.clone(),
+            posts_per_second,
         },
     };
     let app = router(state);
@@ -211,6 +213,42 @@ pub async fn run_with_source(
         }
     }
     Ok(())
+}
+
+/// Samples the count of posts received every second and publishes the
+/// rate over the last 10 s, until `stop`.
+fn spawn_rate_sampler(metrics: Arc<Metrics>, stop: CancellationToken) -> watch::Receiver<f64> {
+    const WINDOW: usize = 10;
+    let (rate_tx, rate_rx) = watch::channel(0.0);
+    tokio::spawn(async move {
+        let count = || {
+            metrics
+                .posts_received
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let mut samples =
+            std::collections::VecDeque::from([(tokio::time::Instant::now(), count())]);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            samples.push_back((tokio::time::Instant::now(), count()));
+            while samples.len() > WINDOW + 1 {
+                samples.pop_front();
+            }
+            if let (Some(first), Some(last)) = (samples.front(), samples.back()) {
+                let seconds = last.0.duration_since(first.0).as_secs_f64();
+                if seconds > 0.0 {
+                    let rate = (last.1 - first.1) as f64 / seconds;
+                    // Tenths are plenty for a person and keep frames short.
+                    rate_tx.send_replace((rate * 10.0).round() / 10.0);
+                }
+            }
+        }
+    });
+    rate_rx
 }
 
 /// All routes: the page, its assets, `/ws`, `/healthz`, `/metrics`, avatars.

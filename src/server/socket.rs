@@ -46,7 +46,14 @@ pub struct SocketContext {
     pub upstream: watch::Receiver<SourceStatus>,
     /// Cancelled once when the server shuts down; sockets close with 1001.
     pub shutdown: CancellationToken,
+    /// Sender: the server's rate sampler. The source's posts per second
+    /// over the last 10 s, sent to the browser as `stats` every
+    /// [`STATS_EVERY`].
+    pub posts_per_second: watch::Receiver<f64>,
 }
+
+/// How often each browser is sent `stats`.
+pub const STATS_EVERY: Duration = Duration::from_secs(5);
 
 /// Why a connection ended, for the log and the metrics.
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +272,8 @@ impl Connection {
         let idle_after = Duration::from_secs(self.context.limits.idle_timeout_secs);
         let mut pings = interval_at(Instant::now() + ping_every, ping_every);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stats = interval_at(Instant::now() + STATS_EVERY, STATS_EVERY);
+        stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Grows on the first posts: an idle browser holds no batch buffer.
         let mut batch = Vec::new();
         let shutdown = self.context.shutdown.clone();
@@ -304,6 +313,12 @@ impl Connection {
                         break Disconnect::Idle;
                     }
                     if let Err(reason) = self.write(Message::Ping(Default::default())).await {
+                        break reason;
+                    }
+                }
+                _ = stats.tick() => {
+                    let posts_per_second = *self.context.posts_per_second.borrow();
+                    if let Err(reason) = self.send(&ServerMessage::Stats { posts_per_second }).await {
                         break reason;
                     }
                 }
@@ -430,6 +445,7 @@ impl Connection {
                 self.registration.apply(change);
                 ServerMessage::StreamState { streaming: true }
             }
+            ClientMessage::Ping => ServerMessage::Pong,
         };
         self.send(&answer).await
     }

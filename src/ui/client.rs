@@ -231,6 +231,9 @@ mod browser {
                 state: upstream,
                 detail,
             } => state.upstream.set(Some((upstream, detail))),
+            // The page's own liveness check and the source's rate belong to
+            // the columns page; this one only follows its socket's state.
+            ServerMessage::Pong | ServerMessage::Stats { .. } => {}
             ServerMessage::Error { code, message } => {
                 let shown = match code {
                     ErrorCode::InvalidTerm | ErrorCode::TermTooLong | ErrorCode::SourceLimit => {

@@ -275,13 +275,14 @@ impl Client {
         }
     }
 
-    /// Skips `tweets`, `skipped` and `upstream` until another kind arrives.
+    /// Skips `tweets`, `skipped`, `upstream` and `stats` until another kind arrives.
     pub async fn recv_reply(&mut self) -> ServerMessage {
         loop {
             match self.recv().await {
                 ServerMessage::Tweets { .. }
                 | ServerMessage::Skipped { .. }
-                | ServerMessage::Upstream { .. } => {}
+                | ServerMessage::Upstream { .. }
+                | ServerMessage::Stats { .. } => {}
                 other => return other,
             }
         }
