@@ -21,16 +21,38 @@ async fn healthz_answers_200() {
 }
 
 #[tokio::test]
-async fn metrics_are_prometheus_text() {
+async fn metrics_are_openmetrics_text_with_delivery_times_and_disconnect_reasons() {
     let server = TestServer::replay(&[post_line(1, "hi")], |_| {}).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, body) = server.get("/metrics").await;
+    let mut client = Client::greeted(server.addr).await;
+    client.search_accepted("hi", "hi").await;
+    assert_eq!(client.tweets(1).await, ["hi"]);
+    client.socket.close(None).await.unwrap();
+    client.closed().await;
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while server.metric("twitter_search_connections_open").await != 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, head, body) = server.get_with_headers("/metrics").await;
     assert_eq!(status, 200);
+    assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(
-        body.contains("# TYPE twitter_search_posts_received_total counter"),
+        body.contains("# TYPE twitter_search_posts_received counter"),
         "{body}"
     );
-    assert!(body.contains("twitter_search_connections_open 0"), "{body}");
+    assert!(server.metric("twitter_search_posts_received_total").await >= 1);
+    assert!(
+        server.metric("twitter_search_delivery_seconds_count").await >= 1,
+        "{body}"
+    );
+    assert_eq!(
+        server
+            .metric("twitter_search_disconnects_total{reason=\"client_closed\"}")
+            .await,
+        1,
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
     server.shut_down().await;
 }
 

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
@@ -26,13 +27,19 @@ pub type ConnectionId = u64;
 pub struct EncodedPost {
     pub tweet: Arc<Tweet>,
     pub json: Box<RawValue>,
+    /// When the source handed the post over, for the delivery-time metric.
+    pub received_at: Instant,
 }
 
 impl EncodedPost {
-    pub fn new(tweet: Arc<Tweet>) -> EncodedPost {
+    pub fn new(tweet: Arc<Tweet>, received_at: Instant) -> EncodedPost {
         // A post is strings and options of strings: serialising cannot fail.
         let json = serde_json::value::to_raw_value(&*tweet).expect("posts always serialize");
-        EncodedPost { tweet, json }
+        EncodedPost {
+            tweet,
+            json,
+            received_at,
+        }
     }
 }
 
@@ -384,6 +391,17 @@ impl Hub {
     /// As [`Hub::dispatch`], checking only the searches in `routes` when
     /// the upstream says which ones the post matched (X's rules).
     pub fn dispatch_routed(&self, tweet: &Arc<Tweet>, routes: Option<&[String]>) -> usize {
+        self.dispatch_received(tweet, routes, Instant::now())
+    }
+
+    /// As [`Hub::dispatch_routed`], for a post the source handed over at
+    /// `received_at`.
+    pub fn dispatch_received(
+        &self,
+        tweet: &Arc<Tweet>,
+        routes: Option<&[String]>,
+        received_at: Instant,
+    ) -> usize {
         if self.lock().searches.is_empty() || routes.is_some_and(<[String]>::is_empty) {
             // Nobody is searching: do not cut the post into words for nothing.
             return 0;
@@ -411,7 +429,7 @@ impl Hub {
                 continue;
             }
             let post = encoded
-                .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone())))
+                .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone(), received_at)))
                 .clone();
             for id in &group.members {
                 let Some(connection) = registry.connections.get(id) else {
@@ -425,14 +443,14 @@ impl Hub {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         connection.skipped.fetch_add(1, Ordering::Relaxed);
-                        Metrics::inc(&self.metrics.posts_skipped);
+                        self.metrics.posts_skipped.inc();
                     }
                     // The socket task is gone and will unregister shortly.
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
         }
-        Metrics::add(&self.metrics.posts_delivered, delivered as u64);
+        self.metrics.posts_delivered.inc_by(delivered as u64);
         delivered
     }
 
@@ -461,8 +479,12 @@ pub fn spawn_dispatch(
         .name("dispatch".to_owned())
         .spawn(move || {
             while let Some(post) = posts.blocking_recv() {
-                Metrics::inc(&hub.metrics.posts_received);
-                hub.dispatch_routed(&Arc::new(post.tweet), post.routes.as_deref());
+                hub.metrics.posts_received.inc();
+                hub.dispatch_received(
+                    &Arc::new(post.tweet),
+                    post.routes.as_deref(),
+                    post.received_at,
+                );
             }
         })
 }
@@ -512,7 +534,7 @@ mod tests {
         let posts = [tweet("1", "a \"quoted\" <b>"), tweet("2", "é 🎉")];
         let encoded: Vec<_> = posts
             .iter()
-            .map(|t| Arc::new(EncodedPost::new(t.clone())))
+            .map(|t| Arc::new(EncodedPost::new(t.clone(), Instant::now())))
             .collect();
         let typed = crate::wire::ServerMessage::Tweets {
             tweets: posts.to_vec(),

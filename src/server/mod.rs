@@ -221,11 +221,7 @@ fn spawn_rate_sampler(metrics: Arc<Metrics>, stop: CancellationToken) -> watch::
     const WINDOW: usize = 10;
     let (rate_tx, rate_rx) = watch::channel(0.0);
     tokio::spawn(async move {
-        let count = || {
-            metrics
-                .posts_received
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
+        let count = || metrics.posts_received.get();
         let mut samples =
             std::collections::VecDeque::from([(tokio::time::Instant::now(), count())]);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -306,7 +302,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(state.hub.active_searches()),
     )
@@ -363,7 +359,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &state.settings.allowed_origins) {
-        Metrics::inc(&state.metrics.upgrades_refused_origin);
+        state.metrics.upgrades_refused_origin.inc();
         return (
             StatusCode::FORBIDDEN,
             "this origin may not open the WebSocket\n",

@@ -76,6 +76,21 @@ enum Disconnect {
     ShuttingDown,
 }
 
+impl Disconnect {
+    /// The reason as a metric label.
+    fn label(&self) -> &'static str {
+        match self {
+            Disconnect::ClientClosed => "client_closed",
+            Disconnect::TransportError(_) => "transport_error",
+            Disconnect::FrameTooLarge(_) | Disconnect::FrameOverCap => "frame_too_large",
+            Disconnect::Flood => "flood",
+            Disconnect::Idle => "idle",
+            Disconnect::WriteTimeout => "write_timeout",
+            Disconnect::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
 /// Writes one frame, giving up when the peer does not take it in time: a
 /// browser that stops reading must not hold its task, its queue and its
 /// connection slot forever.
@@ -225,7 +240,7 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
     let registration = match context.hub.register() {
         Ok(registration) => registration,
         Err(error) => {
-            Metrics::inc(&context.metrics.connections_refused_busy);
+            context.metrics.connections_refused_busy.inc();
             warn!(%error, "refusing WebSocket");
             let busy = ServerMessage::error(ErrorCode::ServerBusy, error.to_string());
             if send(&mut socket, &busy, limits).await.is_ok() {
@@ -240,8 +255,8 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
             return;
         }
     };
-    Metrics::inc(&context.metrics.connections_total);
-    Metrics::inc(&context.metrics.connections_open);
+    context.metrics.connections_total.inc();
+    context.metrics.connections_open.inc();
     let id = registration.id;
     debug!(connection = id, "WebSocket open");
     let mut connection = Connection {
@@ -252,7 +267,8 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         last_heard: Instant::now(),
     };
     let reason = connection.run().await;
-    Metrics::dec(&context.metrics.connections_open);
+    context.metrics.connections_open.dec();
+    context.metrics.count_disconnect(reason.label());
     match &reason {
         Disconnect::ClientClosed | Disconnect::ShuttingDown => {
             debug!(connection = id, %reason, "WebSocket closed")
@@ -292,7 +308,7 @@ impl Connection {
                     let result = match frame {
                         None | Some(Ok(Message::Close(_))) => Err(Disconnect::ClientClosed),
                         Some(Err(error)) if is_over_capacity(&error) => {
-                            Metrics::inc(&self.context.metrics.closed_frame_too_large);
+                            self.context.metrics.closed_frame_too_large.inc();
                             self.close(close_code::MESSAGE_TOO_BIG, "frame over the size limit").await;
                             Err(Disconnect::FrameOverCap)
                         }
@@ -308,7 +324,7 @@ impl Connection {
                 }
                 _ = pings.tick() => {
                     if self.last_heard.elapsed() >= idle_after {
-                        Metrics::inc(&self.context.metrics.closed_idle);
+                        self.context.metrics.closed_idle.inc();
                         self.close(close_code::NORMAL, "idle: no answer to pings").await;
                         break Disconnect::Idle;
                     }
@@ -345,7 +361,7 @@ impl Connection {
             }
         };
         if matches!(reason, Disconnect::WriteTimeout) {
-            Metrics::inc(&self.context.metrics.closed_slow);
+            self.context.metrics.closed_slow.inc();
         }
         reason
     }
@@ -356,6 +372,10 @@ impl Connection {
         if !batch.is_empty() {
             let posts: Vec<_> = batch.drain(..).map(|d| d.post).collect();
             self.write(Message::text(tweets_frame(&posts))).await?;
+            for post in &posts {
+                let waited = post.received_at.elapsed().as_secs_f64();
+                self.context.metrics.delivery_seconds.observe(waited);
+            }
         }
         let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
         if skipped > 0 {
@@ -368,9 +388,9 @@ impl Connection {
     /// One frame from the browser; `text` is `None` for a binary frame.
     async fn on_frame(&mut self, text: Option<&str>, size: usize) -> Result<(), Disconnect> {
         let limits = &self.context.limits;
-        Metrics::inc(&self.context.metrics.messages_received);
+        self.context.metrics.messages_received.inc();
         if size > limits.max_frame_bytes {
-            Metrics::inc(&self.context.metrics.closed_frame_too_large);
+            self.context.metrics.closed_frame_too_large.inc();
             let reason = format!(
                 "frame of {size} bytes is over the {} byte limit",
                 limits.max_frame_bytes
@@ -379,9 +399,9 @@ impl Connection {
             return Err(Disconnect::FrameTooLarge(size));
         }
         if !self.limiter.allow() {
-            Metrics::inc(&self.context.metrics.messages_rate_limited);
+            self.context.metrics.messages_rate_limited.inc();
             if self.limiter.strikes > limits.flood_strikes {
-                Metrics::inc(&self.context.metrics.closed_flood);
+                self.context.metrics.closed_flood.inc();
                 self.close(close_code::POLICY_VIOLATION, "too many messages")
                     .await;
                 return Err(Disconnect::Flood);
@@ -398,7 +418,7 @@ impl Connection {
             return Ok(());
         }
         let Some(text) = text else {
-            Metrics::inc(&self.context.metrics.messages_invalid);
+            self.context.metrics.messages_invalid.inc();
             let message = "binary frames are not understood: send JSON text frames";
             return self
                 .send(&ServerMessage::error(ErrorCode::InvalidMessage, message))
@@ -407,7 +427,7 @@ impl Connection {
         let command = match ClientMessage::parse(text) {
             Ok(command) => command,
             Err(error) => {
-                Metrics::inc(&self.context.metrics.messages_invalid);
+                self.context.metrics.messages_invalid.inc();
                 return self
                     .send(&ServerMessage::error(
                         ErrorCode::InvalidMessage,

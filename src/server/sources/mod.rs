@@ -105,6 +105,8 @@ pub struct SourcePost {
     /// `matching_rules`), or `None` to check every active search. The hub
     /// still confirms each with its own matcher.
     pub routes: Option<Vec<String>>,
+    /// When the server got it: the start of its delivery time.
+    pub received_at: std::time::Instant,
 }
 
 /// What a source task holds to talk to the rest of the server.
@@ -144,7 +146,11 @@ impl SourceLink {
             recorder.record(&tweet).await;
         }
         tokio::select! {
-            sent = self.posts.send(SourcePost { tweet, routes }) => sent.is_ok(),
+            sent = self.posts.send(SourcePost {
+                tweet,
+                routes,
+                received_at: std::time::Instant::now(),
+            }) => sent.is_ok(),
             _ = self.shutdown.cancelled() => false,
         }
     }
@@ -156,7 +162,7 @@ impl SourceLink {
 
     /// Counts and logs an upstream record that could not be read.
     pub fn bad_record(&self, error: &dyn std::fmt::Display) {
-        Metrics::inc(&self.metrics.source_bad_records);
+        self.metrics.source_bad_records.inc();
         tracing::warn!(source = self.name, %error, "skipping a malformed upstream record");
     }
 

@@ -8,7 +8,6 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tracing::{info, warn};
 
 use super::{Pacer, SourceError, SourceLink};
-use crate::server::metrics::Metrics;
 use crate::server::settings::SourceSettings;
 use crate::wire::{Tweet, UpstreamState};
 
@@ -130,7 +129,7 @@ impl Replay {
             let tweet = match parsed {
                 Ok(tweet) => tweet,
                 Err(error) => {
-                    Metrics::inc(&link.metrics.source_bad_records);
+                    link.metrics.source_bad_records.inc();
                     warn!(file = %self.path.display(), line = line_number, %error, "skipping bad replay line");
                     continue;
                 }
