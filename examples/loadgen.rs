@@ -7,6 +7,10 @@
 //!     --url ws://127.0.0.1:3000/ws --connections 10000 --server-pid $(pgrep -n twitter-search)
 //! # 1,000 browsers searching, counting the posts they receive for 30 s
 //! cargo run --release --features ssr --example loadgen -- --connections 1000 --search rust --hold 30
+//! # fan-out against the fake Jetstream (examples/fake_jetstream.rs): 1,000
+//! # browsers over 100 searches w0…w99, latency from the posts' stamps
+//! cargo run --release --features ssr --example loadgen -- --connections 1000 --vocabulary 100 \
+//!     --hold 30 --server-pid $(pgrep -n twitter-search)
 //! ```
 //!
 //! Each connection is a real WebSocket client that reads every frame (the
@@ -39,6 +43,10 @@ struct Args {
     /// Search each browser sends (none: idle browsers).
     #[arg(long)]
     search: Vec<String>,
+    /// Instead of --search: browser i searches the word `w<i mod N>` (the
+    /// words of examples/fake_jetstream.rs).
+    #[arg(long, default_value_t = 0)]
+    vocabulary: usize,
     /// Seconds to hold the connections open after the last one is up.
     #[arg(long, default_value_t = 10)]
     hold: u64,
@@ -58,6 +66,30 @@ struct Counters {
     posts: AtomicU64,
     frames: AtomicU64,
     skipped: AtomicU64,
+    /// Connections the server closed while the run was on.
+    closed: AtomicU64,
+    /// Delivery latencies in microseconds (post stamp to frame read), when
+    /// measuring.
+    latencies: std::sync::Mutex<Vec<u64>>,
+    measuring: std::sync::atomic::AtomicBool,
+}
+
+/// CPU time (user + system) of `pid` so far, in seconds (Linux /proc).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
 }
 
 /// Resident memory of `pid` in KiB.
@@ -85,7 +117,11 @@ async fn main() {
     let pause = (args.ramp > 0).then(|| Duration::from_secs_f64(1.0 / args.ramp as f64));
     for i in 0..args.connections {
         let url = args.url.clone();
-        let search = (!args.search.is_empty()).then(|| args.search[i % args.search.len()].clone());
+        let search = if args.vocabulary > 0 {
+            Some(format!("w{}", i % args.vocabulary))
+        } else {
+            (!args.search.is_empty()).then(|| args.search[i % args.search.len()].clone())
+        };
         let counters = counters.clone();
         tasks.push(tokio::spawn(
             async move { browser(url, search, counters).await },
@@ -101,20 +137,51 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ramped = started.elapsed();
+    // Let searches settle before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let posts_at_start = counters.posts.load(Ordering::Relaxed);
+    let skipped_at_start = counters.skipped.load(Ordering::Relaxed);
+    let server_cpu_start = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let own_cpu_start = cpu_seconds("self");
+    counters.measuring.store(true, Ordering::Relaxed);
+    let measured = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.hold)).await;
+    counters.measuring.store(false, Ordering::Relaxed);
+    let seconds = measured.elapsed().as_secs_f64();
     let open = counters.open.load(Ordering::Relaxed);
     let after = args.server_pid.and_then(rss_kib);
     let posts = counters.posts.load(Ordering::Relaxed) - posts_at_start;
+    let mut latencies = std::mem::take(&mut *counters.latencies.lock().unwrap());
+    latencies.sort_unstable();
     let mut report = format!(
-        "connections={} open={open} failed={} ramp_s={:.1} posts_received={posts} posts_per_s={:.0} frames={} skipped={}",
+        "connections={} open={open} failed={} closed={} ramp_s={:.1} posts_received={posts} posts_per_s={:.0} frames={} skipped={} latency_ms_p50={:.1} latency_ms_p99={:.1} latency_ms_max={:.1}",
         args.connections,
         counters.failed.load(Ordering::Relaxed),
+        counters.closed.load(Ordering::Relaxed),
         ramped.as_secs_f64(),
-        posts as f64 / args.hold.max(1) as f64,
+        posts as f64 / seconds,
         counters.frames.load(Ordering::Relaxed),
-        counters.skipped.load(Ordering::Relaxed),
+        counters.skipped.load(Ordering::Relaxed) - skipped_at_start,
+        percentile(&latencies, 0.5) as f64 / 1000.0,
+        percentile(&latencies, 0.99) as f64 / 1000.0,
+        latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
     );
+    if let (Some(start), Some(end)) = (
+        server_cpu_start,
+        args.server_pid.and_then(|p| cpu_seconds(&p.to_string())),
+    ) {
+        let cpu = end - start;
+        report.push_str(&format!(
+            " server_cpu_s={cpu:.2} server_cpu_us_per_delivered_post={:.2}",
+            cpu * 1e6 / posts.max(1) as f64
+        ));
+    }
+    if let (Some(start), Some(end)) = (own_cpu_start, cpu_seconds("self")) {
+        report.push_str(&format!(
+            " loadgen_cpu_share={:.2}",
+            (end - start) / seconds
+        ));
+    }
     if let (Some(before), Some(after)) = (before, after) {
         let per = (after.saturating_sub(before)) as f64 / open.max(1) as f64;
         report.push_str(&format!(
@@ -127,8 +194,23 @@ async fn main() {
     }
 }
 
+/// A request for `url` with the `Origin` a browser on that server's page sends.
+fn browser_request(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("a ws:// URL");
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if let Ok(origin) = format!("http://{host}").parse() {
+        request.headers_mut().insert("origin", origin);
+    }
+    request
+}
+
 async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(browser_request(&url)).await else {
         counters.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -148,6 +230,9 @@ async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
         if text.starts_with("{\"type\":\"tweets\"") {
             let n = text.matches("\"screen_name\":").count() as u64;
             counters.posts.fetch_add(n, Ordering::Relaxed);
+            if counters.measuring.load(Ordering::Relaxed) {
+                record_latencies(&text, &counters);
+            }
         } else if text.starts_with("{\"type\":\"skipped\"") {
             let count = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -157,13 +242,33 @@ async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
         }
     }
     counters.open.fetch_sub(1, Ordering::Relaxed);
+    counters.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The time since each post's `created_at` (stamped by the fake Jetstream
+/// when it emitted the post), in microseconds.
+fn record_latencies(frame: &str, counters: &Counters) {
+    let now = time::OffsetDateTime::now_utc();
+    let mut found = Vec::new();
+    for piece in frame.split("\"created_at\":\"").skip(1) {
+        let Some(stamp) = piece.split('"').next() else {
+            continue;
+        };
+        if let Ok(at) =
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        {
+            let micros = (now - at).whole_microseconds().max(0) as u64;
+            found.push(micros);
+        }
+    }
+    counters.latencies.lock().unwrap().extend(found);
 }
 
 async fn churn(args: &Args, before: Option<u64>) {
     let started = Instant::now();
     let mut failed = 0;
     for i in 0..args.churn {
-        match tokio_tungstenite::connect_async(args.url.as_str()).await {
+        match tokio_tungstenite::connect_async(browser_request(&args.url)).await {
             Ok((mut socket, _)) => {
                 if let Some(term) = args.search.get(i % args.search.len().max(1)) {
                     let command =

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
-use super::sources::{ActiveSearches, SearchGate, SourcePost};
+use super::sources::{ActiveSearches, SearchGate, SearchWatch, SourcePost};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -202,10 +202,10 @@ pub struct Hub {
     max_connections: usize,
     outbound_queue: usize,
     metrics: Arc<Metrics>,
-    /// The set of distinct active searches, replaced on every change (under
-    /// the registry lock, so changes are published in order). Receivers:
-    /// the source task (X turns them into rules).
-    active: watch::Sender<ActiveSearches>,
+    /// A version of the set of distinct active searches, bumped on every
+    /// change (under the registry lock). Receivers: the source task, which
+    /// then asks for the set ([`Hub::active_set`]).
+    active: watch::Sender<u64>,
     /// Asked before a search that is not active yet is accepted.
     gate: Option<Arc<dyn SearchGate>>,
 }
@@ -234,18 +234,24 @@ impl Hub {
             max_connections,
             outbound_queue,
             metrics,
-            active: watch::Sender::new(ActiveSearches::default()),
+            active: watch::Sender::new(0),
             gate,
         })
     }
 
     /// Follows the set of distinct active searches.
-    pub fn watch_searches(&self) -> watch::Receiver<ActiveSearches> {
-        self.active.subscribe()
+    pub fn watch_searches(self: &Arc<Self>) -> SearchWatch {
+        let hub = self.clone();
+        SearchWatch::new(self.active.subscribe(), Arc::new(move || hub.active_set()))
     }
 
-    fn publish(&self, registry: &Registry) {
-        self.active.send_replace(registry.snapshot());
+    /// The distinct active searches now.
+    pub fn active_set(&self) -> ActiveSearches {
+        self.lock().snapshot()
+    }
+
+    fn publish(&self) {
+        self.active.send_modify(|version| *version += 1);
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -286,7 +292,7 @@ impl Hub {
         if let Some(connection) = registry.connections.remove(&id) {
             if let (Some(query), true) = (connection.query, connection.streaming) {
                 if registry.leave_group(id, query.term()) {
-                    self.publish(&registry);
+                    self.publish();
                 }
             }
         }
@@ -343,7 +349,7 @@ impl Hub {
         }
         changed |= registry.join_group(id, query);
         if changed {
-            self.publish(&registry);
+            self.publish();
         }
         Ok(OutboxChange::Replace(Some(receiver)))
     }
@@ -376,7 +382,7 @@ impl Hub {
                 registry.leave_group(id, query.term())
             };
             if changed {
-                self.publish(&registry);
+                self.publish();
             }
         }
         OutboxChange::Replace(receiver)
@@ -622,20 +628,15 @@ mod tests {
         let mut a = hub.register().unwrap();
         let mut b = hub.register().unwrap();
         search(&hub, &mut a, "rust");
-        assert!(active.has_changed().unwrap());
-        assert_eq!(
-            active.borrow_and_update().keys().collect::<Vec<_>>(),
-            ["rust"]
-        );
+        assert!(active.has_changed());
+        assert_eq!(active.current().keys().collect::<Vec<_>>(), ["rust"]);
         search(&hub, &mut b, "rust");
-        assert!(
-            !active.has_changed().unwrap(),
-            "a shared search is no change"
-        );
+        assert!(!active.has_changed(), "a shared search is no change");
         drop(a);
-        assert!(!active.has_changed().unwrap());
+        assert!(!active.has_changed());
         streaming(&hub, &mut b, false);
-        assert!(active.borrow_and_update().is_empty());
+        assert!(active.has_changed());
+        assert!(active.current().is_empty());
     }
 
     struct AtMost(usize);

@@ -85,9 +85,44 @@ pub enum SourceError {
 }
 
 /// The distinct searches with at least one streaming browser, keyed by
-/// their normalised text. Published by the hub on every change; the X
-/// source turns them into rules.
+/// their normalised text. The X source turns them into rules.
 pub type ActiveSearches = Arc<BTreeMap<String, Arc<Query>>>;
+
+/// Follows the set of active searches: the hub bumps a version on every
+/// change (cheap, under its lock); the set itself is built only when a
+/// source asks for it, so 10,000 browsers arriving do not copy it 10,000
+/// times.
+#[derive(Clone)]
+pub struct SearchWatch {
+    /// Sender: the hub, once per change of the set.
+    changes: watch::Receiver<u64>,
+    snapshot: Arc<dyn Fn() -> ActiveSearches + Send + Sync>,
+}
+
+impl SearchWatch {
+    pub fn new(
+        changes: watch::Receiver<u64>,
+        snapshot: Arc<dyn Fn() -> ActiveSearches + Send + Sync>,
+    ) -> SearchWatch {
+        SearchWatch { changes, snapshot }
+    }
+
+    /// Waits for the next change; an error once the hub is gone.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.changes.changed().await
+    }
+
+    /// True when the set changed since it was last read.
+    pub fn has_changed(&self) -> bool {
+        self.changes.has_changed().unwrap_or(false)
+    }
+
+    /// The set as it is now; later changes will show in [`Self::changed`].
+    pub fn current(&mut self) -> ActiveSearches {
+        self.changes.borrow_and_update();
+        (self.snapshot)()
+    }
+}
 
 /// A source that cannot take every search (X: rule count and length) is
 /// asked before a new distinct search is accepted.
@@ -120,9 +155,9 @@ pub struct SourceLink {
     /// Receivers: every socket task, which forwards changes as `upstream`,
     /// and `/healthz`.
     pub status: watch::Sender<SourceStatus>,
-    /// Sender: the hub, on every change of the set of distinct active
-    /// searches. Only the X source reads it.
-    pub searches: watch::Receiver<ActiveSearches>,
+    /// The set of distinct active searches and its changes. Only the X
+    /// source reads it.
+    pub searches: SearchWatch,
     /// Appends every post emitted to the `--record` file, when set.
     pub recorder: Option<record::Recorder>,
     pub metrics: Arc<Metrics>,

@@ -339,7 +339,7 @@ async fn sync_rules(
                 }
             }
         }
-        let active = searches.borrow_and_update().clone();
+        let active = searches.current();
         let desired = desired_rules(active.values(), max_rules, max_rule_length);
         match apply_rules(api, link, &desired, &mut posts).await {
             Ok(synced) => {
