@@ -225,7 +225,29 @@ async fn next_batch(
 }
 
 /// Serves one upgraded WebSocket until either side closes it.
-pub async fn serve(mut socket: WebSocket, context: SocketContext) {
+///
+/// Every idle browser holds this future, so its size matters: the inputs
+/// travel boxed (an async fn would keep a second copy of its arguments in
+/// every state), the greeting lives in its own function, and the connection
+/// sits on the heap while it runs.
+pub fn serve(
+    socket: WebSocket,
+    context: SocketContext,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let start = Box::new((socket, context));
+    async move {
+        // Boxed: the greeting's state is needed once, not for the
+        // connection's whole life.
+        if let Some(connection) = Box::pin(open(start)).await {
+            run_to_end(connection).await;
+        }
+    }
+}
+
+/// Greets the browser and registers it with the hub; `None` when it is
+/// gone or the server is full (it was told `serverBusy` and 1013).
+async fn open(start: Box<(WebSocket, SocketContext)>) -> Option<Box<Connection>> {
+    let (mut socket, context) = *start;
     let limits = &context.limits;
     let hello = ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
@@ -235,7 +257,7 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
         },
     };
     if send(&mut socket, &hello, limits).await.is_err() {
-        return;
+        return None;
     }
     let registration = match context.hub.register() {
         Ok(registration) => registration,
@@ -252,23 +274,27 @@ pub async fn serve(mut socket: WebSocket, context: SocketContext) {
                 )
                 .await;
             }
-            return;
+            return None;
         }
     };
     context.metrics.connections_total.inc();
     context.metrics.connections_open.inc();
-    let id = registration.id;
-    debug!(connection = id, "WebSocket open");
-    let mut connection = Connection {
+    debug!(connection = registration.id, "WebSocket open");
+    Some(Box::new(Connection {
         socket,
         limiter: RateLimiter::new(&context.limits),
         registration,
-        context: context.clone(),
+        context,
         last_heard: Instant::now(),
-    };
+    }))
+}
+
+async fn run_to_end(mut connection: Box<Connection>) {
     let reason = connection.run().await;
-    context.metrics.connections_open.dec();
-    context.metrics.count_disconnect(reason.label());
+    let metrics = &connection.context.metrics;
+    metrics.connections_open.dec();
+    metrics.count_disconnect(reason.label());
+    let id = connection.registration.id;
     match &reason {
         Disconnect::ClientClosed | Disconnect::ShuttingDown => {
             debug!(connection = id, %reason, "WebSocket closed")
@@ -313,8 +339,10 @@ impl Connection {
                             Err(Disconnect::FrameOverCap)
                         }
                         Some(Err(error)) => Err(Disconnect::TransportError(error)),
-                        Some(Ok(Message::Text(text))) => self.on_frame(Some(text.as_str()), text.len()).await,
-                        Some(Ok(Message::Binary(bytes))) => self.on_frame(None, bytes.len()).await,
+                        // Boxed: a command is rare next to the time a socket
+                        // waits, and its handling would double the idle future.
+                        Some(Ok(Message::Text(text))) => Box::pin(self.on_frame(Some(text.as_str()), text.len())).await,
+                        Some(Ok(Message::Binary(bytes))) => Box::pin(self.on_frame(None, bytes.len())).await,
                         // axum answers pings itself; either kind proves the peer is alive.
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     };
@@ -354,7 +382,9 @@ impl Connection {
                         // The hub dropped our queue: only happens on unregister.
                         break Disconnect::ShuttingDown;
                     }
-                    if let Err(reason) = self.flush(&mut batch).await {
+                    // Boxed for the same reason: one allocation per frame
+                    // of posts, against a smaller future for every socket.
+                    if let Err(reason) = Box::pin(self.flush(&mut batch)).await {
                         break reason;
                     }
                 }
@@ -471,7 +501,9 @@ impl Connection {
     }
 
     async fn send(&mut self, message: &ServerMessage) -> Result<(), Disconnect> {
-        send(&mut self.socket, message, &self.context.limits).await
+        // Boxed: notices and replies are rare next to the time a socket
+        // waits; inline, their writes would size every idle socket's future.
+        Box::pin(send(&mut self.socket, message, &self.context.limits)).await
     }
 
     async fn write(&mut self, message: Message) -> Result<(), Disconnect> {
@@ -479,6 +511,7 @@ impl Connection {
     }
 
     async fn close(&mut self, code: u16, reason: &str) {
-        close(&mut self.socket, code, reason, &self.context.limits).await
+        // Boxed: it happens once, and would otherwise size every idle socket.
+        Box::pin(close(&mut self.socket, code, reason, &self.context.limits)).await
     }
 }
