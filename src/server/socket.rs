@@ -515,3 +515,46 @@ impl Connection {
         Box::pin(close(&mut self.socket, code, reason, &self.context.limits)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_second: f64, burst: f64) -> LimitSettings {
+        LimitSettings {
+            messages_per_second: per_second,
+            message_burst: burst,
+            ..LimitSettings::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_allowed_then_the_rate_refills_it() {
+        let mut limiter = RateLimiter::new(&limits(2.0, 3.0));
+        assert!((0..3).all(|_| limiter.allow()), "the burst");
+        assert!(!limiter.allow());
+        assert_eq!(limiter.strikes, 1);
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(!limiter.allow(), "not a whole token yet");
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(limiter.allow(), "2 per second refills one in 500 ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_flood_keeps_its_strikes_and_a_pause_forgets_them() {
+        let mut limiter = RateLimiter::new(&limits(1.0, 1.0));
+        assert!(limiter.allow());
+        // Four messages a second against one allowed: strikes pile up.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(250)).await;
+            limiter.allow();
+        }
+        assert!(limiter.strikes >= 10, "strikes {}", limiter.strikes);
+        // Quiet for longer than the flood memory: a new episode starts.
+        tokio::time::advance(FLOOD_MEMORY + Duration::from_secs(1)).await;
+        assert!(limiter.allow());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(!limiter.allow());
+        assert_eq!(limiter.strikes, 1);
+    }
+}

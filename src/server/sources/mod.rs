@@ -483,3 +483,41 @@ mod tests {
         assert!(!format!("{header:?}").contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod pacer_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_posts_evenly_and_does_not_burst_after_a_stall() {
+        let shutdown = CancellationToken::new();
+        let mut pacer = Pacer::new(4.0);
+        let started = Instant::now();
+        for _ in 0..5 {
+            assert!(pacer.wait(&shutdown).await);
+        }
+        // The first post at once, then one every 250 ms.
+        assert_eq!(started.elapsed(), Duration::from_millis(1000));
+        // A stall far longer than 8 intervals: the next post waits its turn
+        // again rather than bursting to catch up.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let resumed = Instant::now();
+        for _ in 0..3 {
+            assert!(pacer.wait(&shutdown).await);
+        }
+        assert_eq!(resumed.elapsed(), Duration::from_millis(500));
+        shutdown.cancel();
+        assert!(!pacer.wait(&shutdown).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_of_zero_never_waits() {
+        let shutdown = CancellationToken::new();
+        let mut pacer = Pacer::new(0.0);
+        let started = Instant::now();
+        for _ in 0..1000 {
+            assert!(pacer.wait(&shutdown).await);
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+}
