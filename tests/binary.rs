@@ -167,12 +167,16 @@ async fn frames_until(client: &mut Client, until: impl Fn(&ServerMessage) -> boo
     }
 }
 
-#[tokio::test]
-async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
-    const X_TOKEN: &str = "XTOKEN-recognisable-3b1f9e";
-    const MASTODON_TOKEN: &str = "MTOKEN-recognisable-8c2d71";
-    let dir = tempfile::tempdir().unwrap();
-    let is_failed = |m: &ServerMessage| {
+/// Runs the binary with `args` and `env` until its browsers are told the
+/// source failed; returns every frame a browser got, and the logs.
+async fn until_failed(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<String>, String) {
+    let (child, addr) = start_logged(dir, args, env).await;
+    let mut client = Client::connect(addr).await;
+    let frames = frames_until(&mut client, |m| {
         matches!(
             m,
             ServerMessage::Upstream {
@@ -180,8 +184,16 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
                 ..
             }
         )
-    };
+    })
+    .await;
+    (frames, stop_and_read(child).await)
+}
 
+#[tokio::test]
+async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
+    const X_TOKEN: &str = "XTOKEN-recognisable-3b1f9e";
+    const MASTODON_TOKEN: &str = "MTOKEN-recognisable-8c2d71";
+    let dir = tempfile::tempdir().unwrap();
     // X, accepted: rules, stream and a post.
     let x = FakeX::start(X_TOKEN).await;
     let (child, addr) = start_logged(
@@ -210,15 +222,14 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
 
     // X, refused: the error paths.
     let refusing_x = FakeX::start("another-token").await;
-    let (child, addr) = start_logged(
+    let (more_frames, more_logs) = until_failed(
         dir.path(),
         &["--source", "x", "--x-api-url", &refusing_x.url()],
         &[("X_BEARER_TOKEN", X_TOKEN)],
     )
     .await;
-    let mut client = Client::connect(addr).await;
-    frames.extend(frames_until(&mut client, is_failed).await);
-    logs.push_str(&stop_and_read(child).await);
+    frames.extend(more_frames);
+    logs.push_str(&more_logs);
 
     // Mastodon, accepted then refused.
     let mastodon = FakeMastodon::start(MASTODON_TOKEN).await;
@@ -241,20 +252,15 @@ async fn tokens_never_reach_a_log_line_an_error_or_a_browser() {
     frames.extend(frames_until(&mut client, |m| matches!(m, ServerMessage::Tweets { .. })).await);
     logs.push_str(&stop_and_read(child).await);
     let refusing_mastodon = FakeMastodon::start("another-token").await;
-    let (child, addr) = start_logged(
+    let url = refusing_mastodon.url();
+    let (more_frames, more_logs) = until_failed(
         dir.path(),
-        &[
-            "--source",
-            "mastodon",
-            "--mastodon-url",
-            &refusing_mastodon.url(),
-        ],
+        &["--source", "mastodon", "--mastodon-url", &url],
         &[("MASTODON_TOKEN", MASTODON_TOKEN)],
     )
     .await;
-    let mut client = Client::connect(addr).await;
-    frames.extend(frames_until(&mut client, is_failed).await);
-    logs.push_str(&stop_and_read(child).await);
+    frames.extend(more_frames);
+    logs.push_str(&more_logs);
 
     assert!(logs.contains("401"), "the refusals were logged");
     for token in [X_TOKEN, MASTODON_TOKEN] {
