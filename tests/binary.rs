@@ -104,14 +104,15 @@ async fn start_logged(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Logged, std::net::SocketAddr) {
-    let port = free_port();
     let mut command = tokio::process::Command::new(BIN);
+    // Port 0, and the address read from the server's own log: a port picked
+    // in advance can be taken by a test running beside this one.
     command
         .args(args)
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
+        .args(["--addr", "127.0.0.1:0"])
         .current_dir(dir)
         .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
         .env_remove("X_BEARER_TOKEN")
         .env_remove("MASTODON_TOKEN")
         .stdout(Stdio::piped())
@@ -121,22 +122,35 @@ async fn start_logged(
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    let (listening, address) = tokio::sync::oneshot::channel();
     let output = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let (mut err, mut out) = (Vec::new(), Vec::new());
-        let _ = tokio::join!(stderr.read_to_end(&mut err), stdout.read_to_end(&mut out));
-        err.extend_from_slice(&out);
-        String::from_utf8_lossy(&err).into_owned()
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut listening = Some(listening);
+        let mut text = String::new();
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("serving") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("addr="))
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                if let (Some(addr), Some(listening)) = (addr, listening.take()) {
+                    let _ = listening.send(addr);
+                }
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out).await;
+        text + &out
     });
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut tries = 0;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        tries += 1;
-        assert!(tries < 100, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let addr = tokio::time::timeout(Duration::from_secs(10), address)
+        .await
+        .expect("the server starts")
+        .expect("the server logs its address");
     (Logged { child, output }, addr)
 }
 
@@ -167,6 +181,17 @@ async fn frames_until(client: &mut Client, until: impl Fn(&ServerMessage) -> boo
     }
 }
 
+/// True for the `upstream` message that says the source failed.
+fn source_failed(message: &ServerMessage) -> bool {
+    matches!(
+        message,
+        ServerMessage::Upstream {
+            state: UpstreamState::Failed,
+            ..
+        }
+    )
+}
+
 /// Runs the binary with `args` and `env` until its browsers are told the
 /// source failed; returns every frame a browser got, and the logs.
 async fn until_failed(
@@ -176,16 +201,7 @@ async fn until_failed(
 ) -> (Vec<String>, String) {
     let (child, addr) = start_logged(dir, args, env).await;
     let mut client = Client::connect(addr).await;
-    let frames = frames_until(&mut client, |m| {
-        matches!(
-            m,
-            ServerMessage::Upstream {
-                state: UpstreamState::Failed,
-                ..
-            }
-        )
-    })
-    .await;
+    let frames = frames_until(&mut client, source_failed).await;
     (frames, stop_and_read(child).await)
 }
 
@@ -288,16 +304,7 @@ async fn a_missing_token_leaves_the_page_up_and_tells_browsers_why() {
     ] {
         let (child, addr) = start_logged(dir.path(), &["--source", source, flag, url], &[]).await;
         let mut client = Client::connect(addr).await;
-        let frames = frames_until(&mut client, |m| {
-            matches!(
-                m,
-                ServerMessage::Upstream {
-                    state: UpstreamState::Failed,
-                    ..
-                }
-            )
-        })
-        .await;
+        let frames = frames_until(&mut client, source_failed).await;
         assert!(frames.last().unwrap().contains(var), "{frames:?}");
         let health = tokio::net::TcpStream::connect(addr).await;
         assert!(health.is_ok(), "still serving");
