@@ -11,7 +11,13 @@
 //! # browsers over 100 searches w0…w99, latency from the posts' stamps
 //! cargo run --release --features ssr --example loadgen -- --connections 1000 --vocabulary 100 \
 //!     --hold 30 --server-pid $(pgrep -n twitter-search)
+//! # the same against the socket.io peer (bench/socketio-peer)
+//! cargo run --release --features ssr --example loadgen -- --protocol socketio \
+//!     --url ws://127.0.0.1:3960/ --connections 1000 --vocabulary 100 --hold 30
 //! ```
+//!
+//! `scripts/bench SCENARIO` runs a scenario against both servers and prints
+//! the two rows side by side.
 //!
 //! Each connection is a real WebSocket client that reads every frame (the
 //! WebSocket layer answers the server's pings). The report is one line of
@@ -57,6 +63,17 @@ struct Args {
     /// (churn), then report the server's memory.
     #[arg(long, default_value_t = 0)]
     churn: usize,
+    /// What the server speaks: this project's protocol (docs/protocol.md),
+    /// or socket.io's (Engine.IO 4 over its websocket transport, events
+    /// `updateTerm` and `tweets`), for the peer in bench/socketio-peer.
+    #[arg(long, value_enum, default_value_t = Protocol::TwitterSearch)]
+    protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    TwitterSearch,
+    Socketio,
 }
 
 #[derive(Default)]
@@ -117,15 +134,16 @@ async fn main() {
     let pause = (args.ramp > 0).then(|| Duration::from_secs_f64(1.0 / args.ramp as f64));
     for i in 0..args.connections {
         let url = args.url.clone();
+        let protocol = args.protocol;
         let search = if args.vocabulary > 0 {
             Some(format!("w{}", i % args.vocabulary))
         } else {
             (!args.search.is_empty()).then(|| args.search[i % args.search.len()].clone())
         };
         let counters = counters.clone();
-        tasks.push(tokio::spawn(
-            async move { browser(url, search, counters).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            browser(url, protocol, search, counters).await
+        }));
         if let Some(pause) = pause {
             tokio::time::sleep(pause).await;
         }
@@ -209,14 +227,27 @@ fn browser_request(url: &str) -> tokio_tungstenite::tungstenite::handshake::clie
     request
 }
 
-async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
+async fn browser(url: String, protocol: Protocol, search: Option<String>, counters: Arc<Counters>) {
+    let url = match protocol {
+        Protocol::TwitterSearch => url,
+        Protocol::Socketio => socketio_url(&url),
+    };
     let Ok((mut socket, _)) = tokio_tungstenite::connect_async(browser_request(&url)).await else {
         counters.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    if protocol == Protocol::Socketio && !socketio_connect(&mut socket).await {
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     counters.open.fetch_add(1, Ordering::Relaxed);
     if let Some(term) = search {
-        let command = serde_json::json!({"type": "updateTerm", "term": term}).to_string();
+        let command = match protocol {
+            Protocol::TwitterSearch => {
+                serde_json::json!({"type": "updateTerm", "term": term}).to_string()
+            }
+            Protocol::Socketio => format!("42{}", serde_json::json!(["updateTerm", term])),
+        };
         if socket.send(Message::text(command)).await.is_err() {
             return;
         }
@@ -227,7 +258,7 @@ async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
             continue;
         };
         // Count without a full parse: the frame kinds are fixed strings.
-        if text.starts_with("{\"type\":\"tweets\"") {
+        if text.starts_with("{\"type\":\"tweets\"") || text.starts_with("42[\"tweets\"") {
             let n = text.matches("\"screen_name\":").count() as u64;
             counters.posts.fetch_add(n, Ordering::Relaxed);
             if counters.measuring.load(Ordering::Relaxed) {
@@ -239,10 +270,51 @@ async fn browser(url: String, search: Option<String>, counters: Arc<Counters>) {
                 .and_then(|v| v["count"].as_u64())
                 .unwrap_or(0);
             counters.skipped.fetch_add(count, Ordering::Relaxed);
+        } else if protocol == Protocol::Socketio && text.as_str() == "2" {
+            // Engine.IO's ping: a client that does not answer is dropped.
+            if socket.send(Message::text("3")).await.is_err() {
+                break;
+            }
         }
     }
     counters.open.fetch_sub(1, Ordering::Relaxed);
     counters.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// socket.io's endpoint on the same host: `ws://host:port/socket.io/` with
+/// the websocket transport and no long-polling first.
+fn socketio_url(url: &str) -> String {
+    let base = url
+        .split_once("://")
+        .map(|(scheme, rest)| {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        })
+        .unwrap_or_else(|| url.to_owned());
+    format!("{base}/socket.io/?EIO=4&transport=websocket")
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Engine.IO's open packet (`0{...}`), then socket.io's connect to the main
+/// namespace (`40`) and its acknowledgement (`40{"sid":...}`).
+async fn socketio_connect(socket: &mut Socket) -> bool {
+    while let Some(Ok(frame)) = socket.next().await {
+        let Message::Text(text) = frame else {
+            continue;
+        };
+        if text.starts_with('0') {
+            if socket.send(Message::text("40")).await.is_err() {
+                return false;
+            }
+        } else if text.starts_with("40") {
+            return true;
+        } else if text.starts_with("44") {
+            return false;
+        }
+    }
+    false
 }
 
 /// The time since each post's `created_at` (stamped by the fake Jetstream
