@@ -93,12 +93,20 @@ struct Counters {
 
 /// CPU time (user + system) of `pid` so far, in seconds (Linux /proc).
 fn cpu_seconds(pid: &str) -> Option<f64> {
+    cpu_user_system(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU time of `pid` so far, in seconds. System time
+/// includes, on loopback, the receiving side's TCP work done in the
+/// sender's context.
+fn cpu_user_system(pid: &str) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user / 100.0, system / 100.0))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -159,7 +167,9 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let posts_at_start = counters.posts.load(Ordering::Relaxed);
     let skipped_at_start = counters.skipped.load(Ordering::Relaxed);
-    let server_cpu_start = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let server_cpu_start = args
+        .server_pid
+        .and_then(|p| cpu_user_system(&p.to_string()));
     let own_cpu_start = cpu_seconds("self");
     counters.measuring.store(true, Ordering::Relaxed);
     let measured = Instant::now();
@@ -186,11 +196,14 @@ async fn main() {
     );
     if let (Some(start), Some(end)) = (
         server_cpu_start,
-        args.server_pid.and_then(|p| cpu_seconds(&p.to_string())),
+        args.server_pid
+            .and_then(|p| cpu_user_system(&p.to_string())),
     ) {
-        let cpu = end - start;
+        let user = end.0 - start.0;
+        let system = end.1 - start.1;
+        let cpu = user + system;
         report.push_str(&format!(
-            " server_cpu_s={cpu:.2} server_cpu_us_per_delivered_post={:.2}",
+            " server_cpu_s={cpu:.2} server_user_cpu_s={user:.2} server_system_cpu_s={system:.2} server_cpu_us_per_delivered_post={:.2}",
             cpu * 1e6 / posts.max(1) as f64
         ));
     }

@@ -6,12 +6,13 @@
 //! into a [`PreparedPost`]; [`Query::matches`] then compares the two without
 //! allocating. Shared by the server and the browser.
 
+pub mod highlight;
 mod index;
 mod parse;
 mod text;
 
 pub use index::{SearchId, SearchIndex};
-pub use text::{is_word_char, KeyKind, PhraseWord, PreparedPost};
+pub use text::{is_word_char, text_words, KeyKind, PhraseWord, PreparedPost, TextWord};
 
 /// Longest search accepted by default, in Unicode characters.
 pub const DEFAULT_MAX_TERM_LENGTH: usize = 512;

@@ -42,18 +42,100 @@ pub fn pieces(word: &str) -> impl Iterator<Item = &str> {
         .filter(|piece| !piece.is_empty())
 }
 
+/// `text` without `prefix`, compared ignoring ASCII case, so that a word
+/// is cut the same before and after lower-casing.
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 /// A link loses its scheme and a leading `www.` before it is compared (rule 4).
 fn link_form(trimmed: &str) -> Option<&str> {
-    let rest = if let Some(rest) = trimmed.strip_prefix("http://") {
+    let rest = if let Some(rest) = strip_prefix_ignore_case(trimmed, "http://") {
         rest
-    } else if let Some(rest) = trimmed.strip_prefix("https://") {
+    } else if let Some(rest) = strip_prefix_ignore_case(trimmed, "https://") {
         rest
-    } else if trimmed.starts_with("www.") {
+    } else if strip_prefix_ignore_case(trimmed, "www.").is_some() {
         trimmed
     } else {
         return None;
     };
-    Some(rest.strip_prefix("www.").unwrap_or(rest))
+    Some(strip_prefix_ignore_case(rest, "www.").unwrap_or(rest))
+}
+
+/// One white-space separated word of a post, cut by rules 2, 3, 4 and 9.
+/// Every part is a slice of the word, so the same cut of the original text
+/// and of its lower-cased copy line up part for part (lower-casing keeps
+/// letters letters and everything else as it is), which is what lets the
+/// page mark in the original text exactly what the matcher found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CutWord<'a> {
+    /// The hashtag's word characters, without `#`.
+    pub hashtag: Option<&'a str>,
+    /// The mention's handle, without `@`.
+    pub mention: Option<&'a str>,
+    /// Starts with `#` or `@`: whole-word searches never match it.
+    pub tagged: bool,
+    /// The word without punctuation at its ends (maybe empty).
+    pub trimmed: &'a str,
+    /// `trimmed`, and for a link without its scheme and `www.`.
+    pub whole: &'a str,
+}
+
+pub(crate) fn cut_word(raw: &str) -> CutWord<'_> {
+    // Leading brackets and quotes go, but `#` and `@` say what the word is.
+    let lead = raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
+    let mut cut = CutWord {
+        hashtag: None,
+        mention: None,
+        tagged: false,
+        trimmed: "",
+        whole: "",
+    };
+    if let Some(rest) = lead.strip_prefix('#') {
+        cut.tagged = true;
+        let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        cut.hashtag = (end > 0).then(|| &rest[..end]);
+    } else if let Some(rest) = lead.strip_prefix('@') {
+        cut.tagged = true;
+        let end = rest
+            .find(|c: char| !is_handle_char(c))
+            .unwrap_or(rest.len());
+        let handle = trim_trailing_punctuation(&rest[..end]);
+        cut.mention = (!handle.is_empty()).then_some(handle);
+    }
+    cut.trimmed = trim_punctuation(raw);
+    cut.whole = link_form(cut.trimmed).unwrap_or(cut.trimmed);
+    cut
+}
+
+/// One white-space separated word of a text, with byte ranges into it.
+#[derive(Debug, Clone, Copy)]
+pub struct TextWord<'a> {
+    /// The word without punctuation at its ends.
+    pub trimmed: &'a str,
+    pub trimmed_range: (usize, usize),
+    /// From `#` to the tag's end, and the tag.
+    pub hashtag: Option<((usize, usize), &'a str)>,
+    /// From `@` to the handle's end, and the handle.
+    pub mention: Option<((usize, usize), &'a str)>,
+}
+
+/// The text's words, cut as the matcher cuts them (rules 2 and 9).
+pub fn text_words(text: &str) -> impl Iterator<Item = TextWord<'_>> {
+    let offset = move |part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
+    text.split_whitespace().map(move |raw| {
+        let cut = cut_word(raw);
+        // `#` and `@` are one byte, just before the tag or handle.
+        let tagged_range = |part: &str| (offset(part) - 1, offset(part) + part.len());
+        TextWord {
+            trimmed: cut.trimmed,
+            trimmed_range: (offset(cut.trimmed), offset(cut.trimmed) + cut.trimmed.len()),
+            hashtag: cut.hashtag.map(|tag| (tagged_range(tag), tag)),
+            mention: cut.mention.map(|handle| (tagged_range(handle), handle)),
+        }
+    })
 }
 
 /// A byte range into [`PreparedPost::lower`].
@@ -160,30 +242,19 @@ impl PreparedPost {
             if starts_segment {
                 post.boundaries.push(post.pieces.len() as u32);
             }
-            // Leading brackets and quotes go, but `#` and `@` say what the word is.
-            let lead = raw.trim_start_matches(|c: char| !is_word_char(c) && c != '#' && c != '@');
-            let mut tagged = false;
-            if let Some(rest) = lead.strip_prefix('#') {
-                tagged = true;
-                let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
-                if end > 0 {
-                    post.hashtags.push(span_of(&rest[..end]));
-                }
-            } else if let Some(rest) = lead.strip_prefix('@') {
-                tagged = true;
-                let end = rest
-                    .find(|c: char| !is_handle_char(c))
-                    .unwrap_or(rest.len());
-                let handle = trim_trailing_punctuation(&rest[..end]);
-                if !handle.is_empty() {
-                    post.mentions.push(span_of(handle));
-                }
+            let cut = cut_word(raw);
+            if let Some(tag) = cut.hashtag {
+                post.hashtags.push(span_of(tag));
             }
-            let trimmed = trim_punctuation(raw);
+            if let Some(handle) = cut.mention {
+                post.mentions.push(span_of(handle));
+            }
+            let trimmed = cut.trimmed;
             if trimmed.is_empty() {
                 continue;
             }
-            let whole = link_form(trimmed).unwrap_or(trimmed);
+            let whole = cut.whole;
+            let tagged = cut.tagged;
             let word_index = post.words.len() as u32;
             let first_piece = post.pieces.len() as u32;
             for (i, piece) in pieces(trimmed).enumerate() {
@@ -279,35 +350,65 @@ impl PreparedPost {
 
     /// Rule 7: the phrase's words in order, next to each other.
     pub fn has_phrase(&self, phrase: &[PhraseWord]) -> bool {
-        (0..self.pieces.len()).any(|start| self.phrase_at(start, phrase))
+        (0..self.pieces.len()).any(|start| self.phrase_end(start, phrase).is_some())
     }
 
-    fn phrase_at(&self, start: usize, phrase: &[PhraseWord]) -> bool {
+    /// Where the phrase ends (the index of the piece after it) when it
+    /// starts at piece `start`.
+    pub(crate) fn phrase_end(&self, start: usize, phrase: &[PhraseWord]) -> Option<usize> {
         let mut at = start;
         for word in phrase {
-            let Some(piece) = self.pieces.get(at) else {
-                return false;
-            };
+            let piece = self.pieces.get(at)?;
             if word.whole {
                 if !piece.first_in_word {
-                    return false;
+                    return None;
                 }
                 let post_word = &self.words[piece.word as usize];
                 if !post_word.whole_matchable || self.text(post_word.whole) != word.text {
-                    return false;
+                    return None;
                 }
                 at = (post_word.first_piece + post_word.piece_count) as usize;
             } else {
                 if self.text(piece.span) != word.text {
-                    return false;
+                    return None;
                 }
                 at += 1;
             }
         }
-        !self
+        let crosses_a_boundary = self
             .boundaries
             .iter()
-            .any(|&b| start < b as usize && (b as usize) < at)
+            .any(|&b| start < b as usize && (b as usize) < at);
+        (!crosses_a_boundary).then_some(at)
+    }
+
+    // Positional reads for the highlighter (`super::highlight`), which cuts
+    // the original text the same way and marks the parts these name.
+
+    pub(crate) fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    pub(crate) fn piece_text(&self, piece: usize) -> &str {
+        self.text(self.pieces[piece].span)
+    }
+
+    pub(crate) fn word_count(&self) -> usize {
+        self.words.len()
+    }
+
+    /// The word's whole form, when a whole-word search can match it.
+    pub(crate) fn whole_word_text(&self, word: usize) -> Option<&str> {
+        let word = &self.words[word];
+        word.whole_matchable.then(|| self.text(word.whole))
+    }
+
+    pub(crate) fn hashtag_texts(&self) -> impl Iterator<Item = &str> {
+        self.hashtags.iter().map(|&span| self.text(span))
+    }
+
+    pub(crate) fn mention_texts(&self) -> impl Iterator<Item = &str> {
+        self.mentions.iter().map(|&span| self.text(span))
     }
 }
 
@@ -336,7 +437,7 @@ fn for_each_handle_prefix(handle: &str, mut visit: impl FnMut(&str)) {
 }
 
 /// `ada` names `ada`, `ada.bsky.social` and `ada@mastodon.social` (rules 9, 10).
-fn handle_matches(candidate: &str, wanted: &str) -> bool {
+pub(crate) fn handle_matches(candidate: &str, wanted: &str) -> bool {
     candidate == wanted
         || (candidate.len() > wanted.len()
             && candidate.starts_with(wanted)

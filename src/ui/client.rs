@@ -1,12 +1,21 @@
-//! The browser's WebSocket client: connects to `/ws`, turns server messages
-//! into page state, and reconnects by itself with backoff and jitter (as
-//! socket.io's client did), restoring the search and stop/start state.
+//! The browser's WebSocket client, one per column: connects to `/ws`, turns
+//! server messages into the column's and the page's state, and reconnects
+//! by itself with backoff and jitter (as socket.io's client did), restoring
+//! the search and stop/start state. It sends `ping` every 25 s: a browser
+//! does not notice a dead network path for minutes, and two `ping`s without
+//! a `pong` count as a lost connection.
 
 use futures::channel::mpsc;
 use leptos::prelude::*;
 
+use super::column::ColumnState;
 use super::PageState;
 use crate::wire::ClientMessage;
+
+/// How often the page checks that the server still answers.
+pub const PING_INTERVAL_MS: u32 = 25_000;
+/// `ping`s in a row without a `pong` after which the connection counts as lost.
+pub const UNANSWERED_PINGS_LIMIT: u32 = 2;
 
 /// The browser's link to the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +29,8 @@ pub enum LinkState {
 #[derive(Clone, Debug)]
 pub enum Command {
     Send(ClientMessage),
+    /// The column is gone: close the WebSocket and stop.
+    Close,
 }
 
 /// A handle the page's event handlers use to reach the client task.
@@ -32,13 +43,13 @@ pub struct Link {
 }
 
 impl Link {
-    /// Creates the link; in the browser also starts the client task.
-    pub fn start(state: PageState) -> Link {
+    /// Creates the column's link; in the browser also starts its task.
+    pub fn start(column: ColumnState, page: PageState) -> Link {
         let (sender, receiver) = mpsc::unbounded();
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(browser::run(state, receiver));
+        leptos::task::spawn_local(browser::run(column, page, receiver));
         #[cfg(not(feature = "hydrate"))]
-        let _ = (state, receiver);
+        let _ = (column, page, receiver);
         Link {
             commands: StoredValue::new(sender),
         }
@@ -69,26 +80,28 @@ pub fn backoff_ms(failures: u32, random: f64) -> u32 {
 mod browser {
     use futures::{SinkExt, StreamExt};
     use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
-    use gloo_timers::future::TimeoutFuture;
+    use gloo_timers::future::{IntervalStream, TimeoutFuture};
     use leptos::prelude::*;
 
-    use super::{backoff_ms, Command, LinkState};
+    use super::{backoff_ms, Command, LinkState, PING_INTERVAL_MS, UNANSWERED_PINGS_LIMIT};
+    use crate::ui::column::ColumnState;
     use crate::ui::PageState;
     use crate::wire::{ClientMessage, ErrorCode, ServerMessage};
 
     pub async fn run(
-        state: PageState,
+        column: ColumnState,
+        page: PageState,
         mut commands: futures::channel::mpsc::UnboundedReceiver<Command>,
     ) {
         let url = socket_url();
         let mut failures = 0;
         loop {
-            if session(&state, &url, &mut commands).await {
-                failures = 0;
-            } else {
-                failures += 1;
+            match session(&column, &page, &url, &mut commands).await {
+                Ended::Closed => return,
+                Ended::Served => failures = 0,
+                Ended::Failed => failures += 1,
             }
-            state.link.set(LinkState::Reconnecting);
+            column.link.set(LinkState::Reconnecting);
             TimeoutFuture::new(backoff_ms(failures, js_sys::Math::random())).await;
         }
     }
@@ -108,32 +121,42 @@ mod browser {
     enum Event {
         Incoming(Result<Message, WebSocketError>),
         Outgoing(Command),
+        PingDue,
         Closed,
     }
 
-    /// One connection, from open to close. True when the server greeted us
-    /// and served us, so the next attempt starts with a short delay.
+    enum Ended {
+        /// The server greeted and served us: reconnect soon.
+        Served,
+        /// Refused, unreachable or turned away: back off.
+        Failed,
+        /// The column was closed: stop for good.
+        Closed,
+    }
+
+    /// One connection, from open to close.
     async fn session(
-        state: &PageState,
+        column: &ColumnState,
+        page: &PageState,
         url: &str,
         commands: &mut futures::channel::mpsc::UnboundedReceiver<Command>,
-    ) -> bool {
+    ) -> Ended {
         let Ok(socket) = WebSocket::open(url) else {
-            return false;
+            return Ended::Failed;
         };
         let (mut write, mut read) = socket.split();
-        // Until `hello`, keep the page's queued commands: the search and
+        // Until `hello`, keep the column's queued commands: the search and
         // stop state are restored first, then what the person did meanwhile.
         loop {
             match read.next().await {
                 Some(Ok(message)) => {
                     if let Some(ServerMessage::Hello { source, .. }) = decode(&message) {
-                        state.source.set(Some(source));
-                        state.link.set(LinkState::Connected);
+                        page.source.set(Some(source));
+                        column.link.set(LinkState::Connected);
                         break;
                     }
                 }
-                _ => return false,
+                _ => return Ended::Failed,
             }
         }
         let mut restore = Vec::new();
@@ -141,30 +164,34 @@ mod browser {
         // resumes delivery on its own: until the server confirms the stop,
         // posts are held back and the toggle keeps saying "Start".
         let mut restoring_stop = false;
-        if let Some(term) = state.term.get_untracked() {
+        if let Some(term) = column.term.get_untracked() {
             restore.push(ClientMessage::UpdateTerm { term });
-            if !state.streaming.get_untracked() {
+            if !column.streaming.get_untracked() {
                 restore.push(ClientMessage::StopStream);
                 restoring_stop = true;
             }
         }
         for message in restore {
             if write.send(encode(&message)).await.is_err() {
-                return true;
+                return Ended::Served;
             }
         }
         let incoming = read
             .map(Event::Incoming)
             .chain(futures::stream::once(futures::future::ready(Event::Closed)));
         let outgoing = commands.by_ref().map(Event::Outgoing);
-        let mut events = futures::stream::select(incoming, outgoing);
+        let pings = IntervalStream::new(PING_INTERVAL_MS).map(|_| Event::PingDue);
+        let mut events =
+            futures::stream::select(incoming, futures::stream::select(outgoing, pings));
         let mut turned_away = false;
+        let mut unanswered = 0;
         while let Some(event) = events.next().await {
             match event {
                 Event::Incoming(Ok(message)) => match decode(&message) {
+                    Some(ServerMessage::Pong) => unanswered = 0,
                     Some(ServerMessage::StreamState { streaming: false }) if restoring_stop => {
                         restoring_stop = false;
-                        state.streaming.set(false);
+                        column.streaming.set(false);
                     }
                     Some(ServerMessage::UpdatedTerm { .. } | ServerMessage::Tweets { .. })
                         if restoring_stop => {}
@@ -176,10 +203,10 @@ mod browser {
                     ) => {
                         // The server is full and closes: back off as after a failure.
                         turned_away = true;
-                        state.link.set(LinkState::Reconnecting);
-                        apply(state, message);
+                        column.link.set(LinkState::Reconnecting);
+                        apply(column, page, message);
                     }
-                    Some(message) => apply(state, message),
+                    Some(message) => apply(column, page, message),
                     None => {}
                 },
                 Event::Incoming(Err(_)) | Event::Closed => break,
@@ -188,9 +215,28 @@ mod browser {
                         break;
                     }
                 }
+                Event::Outgoing(Command::Close) => {
+                    let _ = write.close().await;
+                    return Ended::Closed;
+                }
+                Event::PingDue => {
+                    if unanswered >= UNANSWERED_PINGS_LIMIT {
+                        leptos::logging::warn!("no answer to {unanswered} pings: reconnecting");
+                        let _ = write.close().await;
+                        break;
+                    }
+                    unanswered += 1;
+                    if write.send(encode(&ClientMessage::Ping)).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
-        !turned_away
+        if turned_away {
+            Ended::Failed
+        } else {
+            Ended::Served
+        }
     }
 
     fn encode(message: &ClientMessage) -> Message {
@@ -210,30 +256,26 @@ mod browser {
         }
     }
 
-    fn apply(state: &PageState, message: ServerMessage) {
+    fn apply(column: &ColumnState, page: &PageState, message: ServerMessage) {
         match message {
-            ServerMessage::Hello { source, .. } => state.source.set(Some(source)),
-            ServerMessage::UpdatedTerm { term } => {
-                state.term.set(Some(term));
-                state.streaming.set(true);
-                state.search_error.set(String::new());
-                state.skipped.set(0);
-            }
+            ServerMessage::Hello { source, .. } => page.source.set(Some(source)),
+            ServerMessage::UpdatedTerm { term } => column.accepted(term),
             ServerMessage::Tweets { tweets } => {
                 // Posts in flight when the person pressed Stop stay off screen.
-                if state.streaming.get_untracked() {
-                    state.admit(tweets);
+                if column.streaming.get_untracked() {
+                    column.receive(tweets, page);
                 }
             }
-            ServerMessage::StreamState { streaming } => state.streaming.set(streaming),
-            ServerMessage::Skipped { count } => state.skipped.update(|s| *s += count),
+            ServerMessage::StreamState { streaming } => column.streaming.set(streaming),
+            ServerMessage::Skipped { count } => column.skipped.update(|s| *s += count),
             ServerMessage::Upstream {
                 state: upstream,
                 detail,
-            } => state.upstream.set(Some((upstream, detail))),
-            // The page's own liveness check and the source's rate belong to
-            // the columns page; this one only follows its socket's state.
-            ServerMessage::Pong | ServerMessage::Stats { .. } => {}
+            } => page.upstream.set(Some((upstream, detail))),
+            ServerMessage::Stats { posts_per_second } => {
+                page.source_rate.set(Some(posts_per_second))
+            }
+            ServerMessage::Pong => {}
             ServerMessage::Error { code, message } => {
                 let shown = match code {
                     ErrorCode::InvalidTerm | ErrorCode::TermTooLong | ErrorCode::SourceLimit => {
@@ -241,7 +283,7 @@ mod browser {
                     }
                     other => format!("{message} ({other})"),
                 };
-                state.search_error.set(shown);
+                column.search_error.set(shown);
             }
         }
     }

@@ -72,6 +72,70 @@ impl Feed {
     }
 }
 
+/// A column's matching posts over the last minute, for its `.rate`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RateWindow {
+    /// Arrival time (milliseconds) and number of posts, oldest first.
+    arrivals: std::collections::VecDeque<(f64, u32)>,
+}
+
+const MINUTE_MS: f64 = 60_000.0;
+
+impl RateWindow {
+    pub fn record(&mut self, now_ms: f64, posts: usize) {
+        self.arrivals.push_back((now_ms, posts as u32));
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|(at, _)| *at <= now_ms - MINUTE_MS)
+        {
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// Posts that arrived in the minute before `now_ms`.
+    pub fn per_minute(&self, now_ms: f64) -> u64 {
+        self.arrivals
+            .iter()
+            .filter(|(at, _)| *at > now_ms - MINUTE_MS)
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+}
+
+/// A post's age as the card shows it: `now` under 10 s, then `12s`, `5m`,
+/// `3h`, and from a day on the date (`Nov 25`, with the year when it is
+/// not `current_year`). `created_at` is RFC 3339; an unreadable one shows
+/// as it is.
+pub fn age_label(age_seconds: f64, created_at: &str, current_year: i32) -> String {
+    if !age_seconds.is_finite() {
+        return date_label(created_at, current_year).unwrap_or_else(|| created_at.to_owned());
+    }
+    let seconds = age_seconds.max(0.0) as u64;
+    match seconds {
+        0..=9 => "now".to_owned(),
+        10..=59 => format!("{seconds}s"),
+        60..=3_599 => format!("{}m", seconds / 60),
+        3_600..=86_399 => format!("{}h", seconds / 3_600),
+        _ => date_label(created_at, current_year).unwrap_or_else(|| created_at.to_owned()),
+    }
+}
+
+fn date_label(created_at: &str, current_year: i32) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let year: i32 = created_at.get(..4)?.parse().ok()?;
+    let month: usize = created_at.get(5..7)?.parse().ok()?;
+    let day: u32 = created_at.get(8..10)?.parse().ok()?;
+    let name = MONTHS.get(month.checked_sub(1)?)?;
+    Some(if year == current_year {
+        format!("{name} {day}")
+    } else {
+        format!("{name} {day}, {year}")
+    })
+}
+
 /// The avatar to show: the post's own when it is an http(s) URL or a path
 /// on this site, otherwise the local placeholder.
 pub fn avatar_src(raw: &str) -> String {
@@ -157,6 +221,32 @@ mod tests {
         assert_eq!(feed.cards.len(), 5);
         assert_eq!(feed.cards[0].tweet.text, "29");
         assert_eq!(feed.cards[4].tweet.text, "25");
+    }
+
+    #[test]
+    fn the_rate_counts_the_last_minute() {
+        let mut rate = RateWindow::default();
+        rate.record(0.0, 2);
+        rate.record(30_000.0, 3);
+        assert_eq!(rate.per_minute(30_000.0), 5);
+        assert_eq!(rate.per_minute(60_000.0), 3);
+        rate.record(90_001.0, 1);
+        assert_eq!(rate.per_minute(90_001.0), 1);
+        assert_eq!(rate.arrivals.len(), 1, "old arrivals are dropped");
+    }
+
+    #[test]
+    fn ages_read_like_a_timeline() {
+        let at = "2026-11-25T12:00:00Z";
+        assert_eq!(age_label(-3.0, at, 2026), "now");
+        assert_eq!(age_label(9.9, at, 2026), "now");
+        assert_eq!(age_label(12.0, at, 2026), "12s");
+        assert_eq!(age_label(300.0, at, 2026), "5m");
+        assert_eq!(age_label(3.0 * 3600.0 + 5.0, at, 2026), "3h");
+        assert_eq!(age_label(2.0 * 86400.0, at, 2026), "Nov 25");
+        assert_eq!(age_label(400.0 * 86400.0, at, 2027), "Nov 25, 2026");
+        assert_eq!(age_label(2.0 * 86400.0, "yesterday", 2026), "yesterday");
+        assert_eq!(age_label(f64::NAN, at, 2026), "Nov 25");
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! The page: rendered on the server, hydrated in the browser, fed by the
 //! WebSocket client in [`client`].
 
+pub mod address;
+mod card;
 pub mod client;
+mod column;
 pub mod feed;
-
-use std::sync::Arc;
+pub mod text;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
 
-use self::client::{Command, Link, LinkState};
-use self::feed::{avatar_src, safe_link, Card, Feed, FADE_MS, PLACEHOLDER_AVATAR};
-use crate::wire::{ClientMessage, Tweet, UpstreamState};
+use self::address::{deep_link_terms, MAX_COLUMNS};
+use self::client::LinkState;
+use self::column::{Column, ColumnState};
+use crate::wire::UpstreamState;
 
 /// Slider bounds and default from docs/protocol.md.
 pub const MIN_LIMIT: usize = 1;
@@ -63,7 +66,6 @@ pub fn App() -> impl IntoView {
     }
     view! {
         <Stylesheet id="leptos" href="/pkg/twitter-search.css"/>
-        <Title text="twitter-search: live search"/>
         <Meta name="description" content="Posts that match your search, the moment they are published."/>
         // One page, so no client-side router: it would only add weight to
         // the WASM bundle. Other paths are static files or a plain 404.
@@ -71,100 +73,208 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Everything the page shows, as signals the WebSocket client writes.
-#[derive(Clone, Copy)]
-pub struct PageState {
-    pub link: RwSignal<LinkState>,
-    pub upstream: RwSignal<Option<(UpstreamState, Option<String>)>>,
-    pub source: RwSignal<Option<String>>,
-    /// The term of the last `updatedTerm`.
+/// A column as the page knows it: what the address and the title need.
+#[derive(Clone)]
+pub struct ColumnEntry {
+    /// 0 for the first column, which is never closed.
+    pub id: u32,
+    /// The search from the address, sent as soon as the column connects.
+    pub initial: Option<String>,
+    /// The column's accepted search.
     pub term: RwSignal<Option<String>>,
-    pub streaming: RwSignal<bool>,
-    pub search_error: RwSignal<String>,
-    pub feed: RwSignal<Feed>,
-    pub limit: RwSignal<usize>,
-    pub skipped: RwSignal<u64>,
+    pub link: RwSignal<LinkState>,
 }
 
-impl PageState {
-    fn new() -> Self {
-        PageState {
+impl ColumnEntry {
+    fn new(id: u32, initial: Option<String>) -> Self {
+        ColumnEntry {
+            id,
+            initial,
+            term: RwSignal::new(None),
             link: RwSignal::new(LinkState::Connecting),
+        }
+    }
+}
+
+/// What the page shows beyond its columns.
+#[derive(Clone, Copy)]
+pub struct PageState {
+    pub upstream: RwSignal<Option<(UpstreamState, Option<String>)>>,
+    pub source: RwSignal<Option<String>>,
+    /// The source's posts per second, from `stats`.
+    pub source_rate: RwSignal<Option<f64>>,
+    pub columns: RwSignal<Vec<ColumnEntry>>,
+    next_column: StoredValue<u32>,
+    /// The time, refreshed every few seconds for ages and rates.
+    pub now_ms: RwSignal<f64>,
+    /// Posts that arrived while the tab was hidden.
+    pub unseen: RwSignal<u64>,
+    hidden: RwSignal<bool>,
+    /// Posts not announced yet: column id, its search, how many.
+    pending_announcement: StoredValue<Vec<(u32, String, u64)>>,
+    pub announcement: RwSignal<String>,
+}
+
+/// How often ages and rates are refreshed.
+const TICK_MS: u32 = 5_000;
+/// Screen readers hear about new posts at most this often.
+const ANNOUNCE_EVERY_MS: u32 = 10_000;
+
+impl PageState {
+    fn new(initial: Vec<String>) -> Self {
+        let mut columns: Vec<ColumnEntry> = initial
+            .into_iter()
+            .enumerate()
+            .map(|(i, term)| ColumnEntry::new(i as u32, Some(term)))
+            .collect();
+        if columns.is_empty() {
+            columns.push(ColumnEntry::new(0, None));
+        }
+        PageState {
             upstream: RwSignal::new(None),
             source: RwSignal::new(None),
-            term: RwSignal::new(None),
-            streaming: RwSignal::new(true),
-            search_error: RwSignal::new(String::new()),
-            feed: RwSignal::new(Feed::default()),
-            limit: RwSignal::new(DEFAULT_LIMIT),
-            skipped: RwSignal::new(0),
+            source_rate: RwSignal::new(None),
+            next_column: StoredValue::new(columns.len() as u32),
+            columns: RwSignal::new(columns),
+            now_ms: RwSignal::new(clock::now_ms()),
+            unseen: RwSignal::new(0),
+            hidden: RwSignal::new(false),
+            pending_announcement: StoredValue::new(Vec::new()),
+            announcement: RwSignal::new(String::new()),
         }
     }
 
-    /// Shows new posts and starts the fade-out of those past the limit.
-    pub fn admit(&self, tweets: Vec<Arc<Tweet>>) {
-        let limit = self.limit.get_untracked();
-        let leaving = self
-            .feed
-            .try_update(|feed| feed.admit(tweets, limit))
-            .unwrap_or_default();
-        self.remove_later(leaving);
-    }
-
-    fn apply_limit(&self) {
-        let limit = self.limit.get_untracked();
-        let leaving = self
-            .feed
-            .try_update(|feed| feed.enforce_limit(limit))
-            .unwrap_or_default();
-        self.remove_later(leaving);
-    }
-
-    fn remove_later(&self, keys: Vec<u64>) {
-        if keys.is_empty() {
+    pub fn add_column(&self) {
+        if self.columns.with_untracked(Vec::len) >= MAX_COLUMNS {
             return;
         }
-        let feed = self.feed;
-        set_timeout(
-            move || feed.update(|f| f.remove(&keys)),
-            std::time::Duration::from_millis(FADE_MS),
-        );
+        let id = self.next_column.get_value();
+        self.next_column.set_value(id + 1);
+        self.columns
+            .update(|columns| columns.push(ColumnEntry::new(id, None)));
     }
+
+    pub fn close_column(&self, id: u32) {
+        if id != 0 {
+            self.columns
+                .update(|columns| columns.retain(|c| c.id != id));
+        }
+    }
+
+    /// Matching posts arrived in `column`: counted for the hidden tab's
+    /// title and for the next announcement.
+    pub fn posts_arrived(&self, column: &ColumnState, count: usize) {
+        if self.hidden.get_untracked() {
+            self.unseen.update(|n| *n += count as u64);
+        }
+        let term = column.term.get_untracked().unwrap_or_default();
+        self.pending_announcement.update_value(|pending| {
+            match pending
+                .iter_mut()
+                .find(|(id, t, _)| *id == column.id && *t == term)
+            {
+                Some((_, _, n)) => *n += count as u64,
+                None => pending.push((column.id, term, count as u64)),
+            }
+        });
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn announce(&self) {
+        let pending = std::mem::take(&mut *self.pending_announcement.write_value());
+        if !pending.is_empty() {
+            self.announcement.set(announcement_text(&pending));
+        }
+    }
+
+    fn first_term(&self) -> Option<String> {
+        self.columns
+            .with(|columns| columns.first().and_then(|c| c.term.get()))
+    }
+
+    fn title(&self) -> String {
+        let base = match self.first_term() {
+            Some(term) => format!("\"{term}\" · twitter-search"),
+            None => "twitter-search: live search".to_owned(),
+        };
+        match self.unseen.get() {
+            0 => base,
+            n => format!("({n}) {base}"),
+        }
+    }
+}
+
+/// "3 new posts for “rust”; 1 new post for “#news”".
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn announcement_text(pending: &[(u32, String, u64)]) -> String {
+    pending
+        .iter()
+        .map(|(_, term, n)| {
+            let posts = if *n == 1 { "post" } else { "posts" };
+            format!("{n} new {posts} for \u{201c}{term}\u{201d}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The time in the browser; on the server, where no post is shown, a
+/// stand-in that keeps the rendered page the same on every request.
+pub mod clock {
+    pub fn now_ms() -> f64 {
+        #[cfg(feature = "hydrate")]
+        return js_sys::Date::now();
+        #[cfg(not(feature = "hydrate"))]
+        return 0.0;
+    }
+
+    /// Milliseconds since 1970 of an RFC 3339 time, NaN when unreadable.
+    pub fn parse_ms(rfc3339: &str) -> f64 {
+        #[cfg(feature = "hydrate")]
+        return js_sys::Date::parse(rfc3339);
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = rfc3339;
+            f64::NAN
+        }
+    }
+
+    pub fn current_year() -> i32 {
+        #[cfg(feature = "hydrate")]
+        return js_sys::Date::new_0().get_utc_full_year() as i32;
+        #[cfg(not(feature = "hydrate"))]
+        return 1970;
+    }
+}
+
+/// The query string of the address the page was opened with, read the
+/// same way on the server (rendering) and in the browser (hydrating).
+fn opening_query() -> String {
+    #[cfg(feature = "ssr")]
+    if let Some(parts) = use_context::<axum::http::request::Parts>() {
+        return parts.uri.query().unwrap_or_default().to_owned();
+    }
+    #[cfg(feature = "hydrate")]
+    return window().location().search().unwrap_or_default();
+    #[allow(unreachable_code)]
+    String::new()
 }
 
 #[component]
 fn SearchPage() -> impl IntoView {
-    let state = PageState::new();
-    let link = Link::start(state);
-    let typed = RwSignal::new(String::new());
+    let page = PageState::new(deep_link_terms(&opening_query()));
+    start_page_tasks(page);
 
-    let send = move |message: ClientMessage| link.send(Command::Send(message));
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        send(ClientMessage::UpdateTerm {
-            term: typed.get_untracked(),
-        });
+    let first_link = move || {
+        page.columns.with(|columns| {
+            columns
+                .first()
+                .map(|c| c.link.get())
+                .unwrap_or(LinkState::Connecting)
+        })
     };
-    let on_toggle = move |_| {
-        if state.streaming.get_untracked() {
-            send(ClientMessage::StopStream);
-        } else {
-            send(ClientMessage::StartStream);
-        }
-    };
-    let on_slider = move |ev: leptos::ev::Event| {
-        let value = event_target_value(&ev)
-            .parse::<usize>()
-            .unwrap_or(DEFAULT_LIMIT)
-            .clamp(MIN_LIMIT, MAX_LIMIT);
-        state.limit.set(value);
-        state.apply_limit();
-    };
-
-    let has_term = move || state.term.with(Option::is_some);
     let link_label = move || {
-        let upstream = state.upstream.get();
-        match (state.link.get(), upstream) {
+        let upstream = page.upstream.get();
+        match (first_link(), upstream) {
             (LinkState::Connecting, _) => ("connecting", "Connecting…".to_owned()),
             (LinkState::Reconnecting, _) => ("reconnecting", "Reconnecting…".to_owned()),
             (
@@ -185,14 +295,124 @@ fn SearchPage() -> impl IntoView {
     };
 
     view! {
-        <Masthead state link_label/>
+        <Title text=move || page.title()/>
+        <Masthead page link_label/>
         <main class="container">
-            <Controls state typed has_term on_submit on_toggle on_slider/>
-            <Results state has_term/>
+            <div class="columns-bar">
+                <button
+                    type="button"
+                    id="add-column"
+                    class="btn"
+                    disabled=move || page.columns.with(Vec::len) >= MAX_COLUMNS
+                    on:click=move |_| page.add_column()
+                >
+                    "+ Add column"
+                </button>
+            </div>
+            <div class="columns">
+                <For
+                    each=move || page.columns.get()
+                    key=|entry| entry.id
+                    children=move |entry: ColumnEntry| view! { <Column entry page/> }.into_any()
+                />
+            </div>
         </main>
+        <div id="announcer" class="visually-hidden" aria-live="polite" role="status">
+            {move || page.announcement.get()}
+        </div>
         <footer class="footer">
-            <p>"Search words: spaces mean all of them, commas or OR mean any; \"quotes\" for a phrase, -word to leave out, #tag, @name, from:handle, lang:en."</p>
+            <p>"Search words: spaces mean all of them, commas or OR mean any; \"quotes\" for a phrase, -word to leave out, #tag, @name, from:handle, lang:en. Press / to search."</p>
         </footer>
+    }
+}
+
+/// Timers and listeners that only the browser runs: the clock for ages and
+/// rates, announcements, the hidden tab's count, `/` to search, and the
+/// address that follows the accepted searches.
+fn start_page_tasks(page: PageState) {
+    #[cfg(feature = "hydrate")]
+    {
+        use self::address::query_for;
+        use leptos::wasm_bindgen::JsCast;
+
+        let tick = set_interval_with_handle(
+            move || page.now_ms.set(clock::now_ms()),
+            std::time::Duration::from_millis(u64::from(TICK_MS)),
+        );
+        let announce = set_interval_with_handle(
+            move || page.announce(),
+            std::time::Duration::from_millis(u64::from(ANNOUNCE_EVERY_MS)),
+        );
+        let visibility = window_event_listener(leptos::ev::visibilitychange, move |_| {
+            let hidden = document().hidden();
+            page.hidden.set(hidden);
+            if !hidden {
+                page.unseen.set(0);
+            }
+        });
+        let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() != "/" || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                return;
+            }
+            let typing = ev
+                .target()
+                .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        || el.closest("[contenteditable]").ok().flatten().is_some()
+                });
+            if typing {
+                return;
+            }
+            if let Some(input) = document()
+                .get_element_by_id("searchTerm")
+                .and_then(|el| el.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+            {
+                ev.prevent_default();
+                let _ = input.focus();
+            }
+        });
+        on_cleanup(move || {
+            if let Ok(tick) = tick {
+                tick.clear();
+            }
+            if let Ok(announce) = announce {
+                announce.clear();
+            }
+            visibility.remove();
+            keys.remove();
+        });
+
+        // The address shows the accepted searches, in column order, once
+        // any search was accepted (until then it keeps the deep link).
+        let any_accepted = StoredValue::new(false);
+        Effect::new(move |_| {
+            let terms: Vec<String> = page
+                .columns
+                .with(|columns| columns.iter().filter_map(|c| c.term.get()).collect());
+            if terms.is_empty() && !any_accepted.get_value() {
+                return;
+            }
+            any_accepted.set_value(true);
+            let location = window().location();
+            let path = location.pathname().unwrap_or_else(|_| "/".to_owned());
+            let query = query_for(terms.iter().map(String::as_str));
+            let url = format!("{path}{query}");
+            let current = format!("{path}{}", location.search().unwrap_or_default());
+            if url != current {
+                if let Ok(history) = window().history() {
+                    let _ = history.replace_state_with_url(
+                        &leptos::wasm_bindgen::JsValue::NULL,
+                        "",
+                        Some(&url),
+                    );
+                }
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (page, TICK_MS, ANNOUNCE_EVERY_MS);
     }
 }
 
@@ -201,9 +421,18 @@ fn SearchPage() -> impl IntoView {
 
 #[component]
 fn Masthead(
-    state: PageState,
+    page: PageState,
     link_label: impl Fn() -> (&'static str, String) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
+    let source_rate = move || {
+        page.source_rate.get().map(|rate| {
+            if rate >= 10.0 || rate == rate.trunc() {
+                format!("{rate:.0} posts/s")
+            } else {
+                format!("{rate:.1} posts/s")
+            }
+        })
+    };
     view! {
         <header class="masthead">
             <h1>"Twitter Search"</h1>
@@ -211,137 +440,24 @@ fn Masthead(
             <p id="connection-state" data-state=move || link_label().0 aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
                 {move || link_label().1}
-                {move || state.source.get().map(|s| format!(" · source: {s}"))}
+                {move || page.source.get().map(|s| format!(" · source: {s}"))}
+                " "
+                <span id="source-rate" title="posts per second from the source">{source_rate}</span>
             </p>
         </header>
     }
     .into_any()
 }
 
-#[component]
-fn Controls(
-    state: PageState,
-    typed: RwSignal<String>,
-    has_term: impl Fn() -> bool + Copy + Send + Sync + 'static,
-    on_submit: impl FnMut(leptos::ev::SubmitEvent) + 'static,
-    on_toggle: impl FnMut(leptos::ev::MouseEvent) + 'static,
-    on_slider: impl Fn(leptos::ev::Event) + Copy + 'static,
-) -> impl IntoView {
-    view! {
-        <section class="controls">
-            <form name="search" class="search-form" on:submit=on_submit>
-                <label for="searchTerm" class="visually-hidden">"Search"</label>
-                <input
-                    type="search"
-                    id="searchTerm"
-                    name="searchTerm"
-                    placeholder="music, rust OR python, #news, coffee -tea"
-                    autocomplete="off"
-                    on:input=move |ev| typed.set(event_target_value(&ev))
-                    prop:value=move || typed.get()
-                />
-                <button type="submit" class="btn btn-primary">"Search"</button>
-                <button
-                    type="button"
-                    id="toggle-button"
-                    class="btn"
-                    class:stopped=move || !state.streaming.get()
-                    hidden=move || !has_term()
-                    on:click=on_toggle
-                >
-                    {move || if state.streaming.get() { "Stop Streaming" } else { "Start Streaming" }}
-                </button>
-            </form>
-            <p id="search-error" role="alert" class:has-error=move || state.search_error.with(|e| !e.is_empty())>
-                {move || state.search_error.get()}
-            </p>
-            <div class="slider-row">
-                <label for="slider">"Posts on screen: "</label>
-                <input
-                    type="range"
-                    id="slider"
-                    min=MIN_LIMIT.to_string()
-                    max=MAX_LIMIT.to_string()
-                    step="1"
-                    value=DEFAULT_LIMIT.to_string()
-                    prop:value=move || state.limit.get().to_string()
-                    on:input=on_slider
-                    on:change=on_slider
-                />
-                <output id="sliderValue" for="slider">{move || state.limit.get()}</output>
-                <button type="button" id="clear-button" class="btn" on:click=move |_| state.feed.update(Feed::clear)>
-                    "Clear"
-                </button>
-            </div>
-        </section>
-    }
-    .into_any()
-}
+#[cfg(test)]
+mod tests {
+    use super::announcement_text;
 
-#[component]
-fn Results(
-    state: PageState,
-    has_term: impl Fn() -> bool + Copy + Send + Sync + 'static,
-) -> impl IntoView {
-    view! {
-        <h2 class="results-heading" hidden=move || !has_term()>
-            "Displaying Tweets for \""
-            <span id="search-term">{move || state.term.get().unwrap_or_default()}</span>
-            "\""
-        </h2>
-        <p id="skipped-notice" class="notice" hidden=move || state.skipped.get() == 0>
-            {move || format!("{} matching posts were skipped because this page fell behind.", state.skipped.get())}
-        </p>
-        <div id="tweet-container">
-            <For
-                each=move || state.feed.get().cards
-                key=|card| card.key
-                children=move |card: Card| view! { <TweetCard card state/> }.into_any()
-            />
-        </div>
+    #[test]
+    fn announcements_name_each_search() {
+        assert_eq!(
+            announcement_text(&[(0, "rust".into(), 3), (1, "#news".into(), 1)]),
+            "3 new posts for \u{201c}rust\u{201d}; 1 new post for \u{201c}#news\u{201d}"
+        );
     }
-    .into_any()
-}
-
-#[component]
-fn TweetCard(card: Card, state: PageState) -> impl IntoView {
-    let key = card.key;
-    let tweet = card.tweet;
-    let leaving = move || state.feed.with(|f| f.is_leaving(key));
-    let avatar = avatar_src(&tweet.user_profile_image);
-    let permalink = safe_link(tweet.url.as_deref());
-    let handle = format!("@{}", tweet.screen_name);
-    let alt = format!("Avatar of {}", tweet.name);
-    view! {
-        <article class="tweet" class:fadeIn=move || !leaving() class:fadeOut=leaving lang=tweet.lang.clone().unwrap_or_default()>
-            <img
-                class="avatar"
-                src=avatar
-                alt=alt
-                width="48"
-                height="48"
-                loading="lazy"
-                referrerpolicy="no-referrer"
-                on:error=move |ev| {
-                    // A broken avatar link still gets an image, once.
-                    let img = event_target::<leptos::web_sys::HtmlImageElement>(&ev);
-                    if !img.src().ends_with(PLACEHOLDER_AVATAR) {
-                        img.set_src(PLACEHOLDER_AVATAR);
-                    }
-                }
-            />
-            <div class="tweet-body">
-                <div class="author">
-                    <span class="full-name" dir="auto">{tweet.name.clone()}</span>
-                    " "
-                    <span class="username" dir="auto">{handle}</span>
-                    {permalink.map(|href| view! {
-                        <a class="permalink" href=href target="_blank" rel="noopener noreferrer nofollow">"open"</a>
-                    })}
-                </div>
-                <p class="text" dir="auto">{tweet.text.clone()}</p>
-            </div>
-        </article>
-    }
-    .into_any()
 }
