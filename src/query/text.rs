@@ -1,19 +1,28 @@
 //! How a post's text is cut into what a search can match (docs/search.md rules 1-4, 9).
 
-use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
-
 use crate::wire::Tweet;
+
+// `WORD_CHAR_RANGES`, written by build.rs from Unicode's general categories.
+include!(concat!(env!("OUT_DIR"), "/word_chars.rs"));
 
 /// Word characters are letters with their marks, digits and `_`; everything
 /// else is punctuation (docs/search.md rule 2).
 pub fn is_word_char(c: char) -> bool {
-    c == '_'
-        || matches!(
-            c.general_category_group(),
-            GeneralCategoryGroup::Letter
-                | GeneralCategoryGroup::Mark
-                | GeneralCategoryGroup::Number
-        )
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
+    let code = c as u32;
+    WORD_CHAR_RANGES
+        .binary_search_by(|&(start, end)| {
+            if end < code {
+                std::cmp::Ordering::Less
+            } else if start > code {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
 }
 
 /// Characters a handle may hold: `ada.bsky.social`, `ada@mastodon.social`.
@@ -458,6 +467,21 @@ mod tests {
 
     fn post(text: &str) -> PreparedPost {
         PreparedPost::from_parts(text, "someone", None)
+    }
+
+    #[test]
+    fn the_word_character_table_agrees_with_unicode_categories_everywhere() {
+        use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            let expected = c == '_'
+                || matches!(
+                    c.general_category_group(),
+                    GeneralCategoryGroup::Letter
+                        | GeneralCategoryGroup::Mark
+                        | GeneralCategoryGroup::Number
+                );
+            assert_eq!(is_word_char(c), expected, "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

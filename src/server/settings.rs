@@ -178,6 +178,9 @@ pub struct LimitSettings {
     /// Seconds a client has to send its request headers before the
     /// connection is closed. Default 10.
     pub header_timeout_secs: u64,
+    /// Answer the page's `ping` with `pong`. Only the page's own liveness
+    /// test turns this off, to see the page reconnect. Default true.
+    pub answer_pings: bool,
 }
 
 impl Default for LimitSettings {
@@ -194,6 +197,7 @@ impl Default for LimitSettings {
             idle_timeout_secs: 60,
             write_timeout_secs: 10,
             header_timeout_secs: 10,
+            answer_pings: true,
         }
     }
 }

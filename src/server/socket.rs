@@ -495,7 +495,8 @@ impl Connection {
                 self.registration.apply(change);
                 ServerMessage::StreamState { streaming: true }
             }
-            ClientMessage::Ping => ServerMessage::Pong,
+            ClientMessage::Ping if self.context.limits.answer_pings => ServerMessage::Pong,
+            ClientMessage::Ping => return Ok(()),
         };
         self.send(&answer).await
     }

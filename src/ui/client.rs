@@ -240,20 +240,18 @@ mod browser {
     }
 
     fn encode(message: &ClientMessage) -> Message {
-        Message::Text(serde_json::to_string(message).unwrap_or_default())
+        Message::Text(crate::ui::json::encode(message))
     }
 
     fn decode(message: &Message) -> Option<ServerMessage> {
         let Message::Text(text) = message else {
             return None;
         };
-        match serde_json::from_str(text) {
-            Ok(message) => Some(message),
-            Err(error) => {
-                leptos::logging::warn!("ignoring a message the page does not understand: {error}");
-                None
-            }
+        let decoded = crate::ui::json::decode(text);
+        if decoded.is_none() {
+            leptos::logging::warn!("ignoring a message the page does not understand");
         }
+        decoded
     }
 
     fn apply(column: &ColumnState, page: &PageState, message: ServerMessage) {

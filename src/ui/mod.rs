@@ -6,6 +6,8 @@ mod card;
 pub mod client;
 mod column;
 pub mod feed;
+#[cfg(feature = "hydrate")]
+mod json;
 pub mod text;
 
 use leptos::prelude::*;
@@ -303,7 +305,7 @@ fn SearchPage() -> impl IntoView {
                     type="button"
                     id="add-column"
                     class="btn"
-                    disabled=move || page.columns.with(Vec::len) >= MAX_COLUMNS
+                    disabled=move || { page.columns.with(Vec::len) >= MAX_COLUMNS }
                     on:click=move |_| page.add_column()
                 >
                     "+ Add column"
@@ -424,15 +426,7 @@ fn Masthead(
     page: PageState,
     link_label: impl Fn() -> (&'static str, String) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
-    let source_rate = move || {
-        page.source_rate.get().map(|rate| {
-            if rate >= 10.0 || rate == rate.trunc() {
-                format!("{rate:.0} posts/s")
-            } else {
-                format!("{rate:.1} posts/s")
-            }
-        })
-    };
+    let source_rate = move || page.source_rate.get().map(rate_label);
     view! {
         <header class="masthead">
             <h1>"Twitter Search"</h1>
@@ -449,9 +443,32 @@ fn Masthead(
     .into_any()
 }
 
+/// `85 posts/s`, or one decimal under 10 (`2.5 posts/s`). Integer
+/// arithmetic: formatting a float would add its whole machinery to the
+/// browser bundle.
+pub fn rate_label(posts_per_second: f64) -> String {
+    let tenths = (posts_per_second.max(0.0) * 10.0).round() as u64;
+    if tenths >= 100 || tenths.is_multiple_of(10) {
+        format!("{} posts/s", (tenths + 5) / 10)
+    } else {
+        format!("{}.{} posts/s", tenths / 10, tenths % 10)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::announcement_text;
+    use super::{announcement_text, rate_label};
+
+    #[test]
+    fn source_rates_read_as_people_write_them() {
+        assert_eq!(rate_label(85.4), "85 posts/s");
+        assert_eq!(rate_label(85.5), "86 posts/s");
+        assert_eq!(rate_label(2.5), "2.5 posts/s");
+        assert_eq!(rate_label(4.0), "4 posts/s");
+        assert_eq!(rate_label(0.04), "0 posts/s");
+        assert_eq!(rate_label(-1.0), "0 posts/s");
+        assert_eq!(rate_label(f64::NAN), "0 posts/s");
+    }
 
     #[test]
     fn announcements_name_each_search() {

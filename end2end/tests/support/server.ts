@@ -26,6 +26,8 @@ export interface Post {
   created_at: string;
   lang: string | null;
   source: string;
+  /** Full addresses of links and the byte range of their visible text. */
+  links?: Array<{ url: string; start: number; end: number }>;
 }
 
 export interface ServerOptions {
