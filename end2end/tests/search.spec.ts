@@ -36,7 +36,7 @@ test('server-rendered HTML holds the search form, the slider and the stylesheet 
   expect(html).toMatch(/<form\b[^>]*\bname=["']?search\b/);
   expect(html).toMatch(/<input\b[^>]*\bid=["']?searchTerm\b/);
   expect(html).toMatch(/<input\b[^>]*\bid=["']?slider\b/);
-  expect(html).toMatch(/<link\b[^>]*\bhref=["']?\/pkg\/twitter-search\.css\b/);
+  expect(html).toMatch(/<link\b[^>]*\bhref=["']?\/pkg\/twitter-search(\.[\w-]+)?\.css\b/);
   expect(html).toMatch(/\bid=["']?tweet-container\b/);
   expect(html).toMatch(/\bid=["']?connection-state\b/);
 });

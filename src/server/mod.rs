@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tracing::{info, warn};
 
@@ -101,6 +102,11 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
             .build()
     });
     options.site_addr = settings.addr;
+    // cargo-leptos names the site's files after their contents (hash-files
+    // in Cargo.toml) and tells the server so when it compiles it.
+    if option_env!("LEPTOS_HASH_FILES") == Some("true") {
+        options.hash_files = true;
+    }
     options
 }
 
@@ -259,9 +265,57 @@ pub fn router(state: AppState) -> Router {
         .route("/avatars/{file}", get(avatar_image))
         .route("/avatar-placeholder.svg", get(placeholder_image))
         .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback_service(ServeDir::new(site_root).not_found_service(axum::routing::any(not_found)))
+        .fallback_service(
+            // Release builds leave brotli and gzip copies next to each file
+            // (cargo leptos build --precompress): served as they are.
+            ServeDir::new(site_root)
+                .precompressed_br()
+                .precompressed_gzip()
+                .not_found_service(axum::routing::any(not_found)),
+        )
+        .layer(axum::middleware::from_fn(cache_headers))
+        .layer(
+            // The page itself is made per request; compress it on the way
+            // out (precompressed files already carry their encoding).
+            CompressionLayer::new().br(true).gzip(true),
+        )
         .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
+}
+
+/// How long browsers may keep a response: files whose name carries their
+/// content hash (`/pkg/twitter-search.<hash>.wasm`) for a year, the page
+/// and every other file only after checking with the server.
+async fn cache_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let hashed = is_hashed_asset(request.uri().path());
+    let mut response = next.run(request).await;
+    if response.status().is_success() && !response.headers().contains_key(header::CACHE_CONTROL) {
+        let value = if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// `/pkg/<name>.<hash>.<ext>`: a name cargo-leptos gave a file after its
+/// contents.
+fn is_hashed_asset(path: &str) -> bool {
+    let Some(file) = path.strip_prefix("/pkg/") else {
+        return false;
+    };
+    let mut parts = file.rsplit('.');
+    let (Some(_ext), Some(hash), Some(_name)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    hash.len() >= 8
+        && hash
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Headers every response carries: no content sniffing, no referrer sent
@@ -386,6 +440,18 @@ async fn upgrade(
 
 #[cfg(test)]
 mod tests {
+    use super::is_hashed_asset;
+
+    #[test]
+    fn only_hashed_package_files_are_cached_for_good() {
+        assert!(is_hashed_asset("/pkg/twitter-search.GL2mk0Qx-8u7gqpP.wasm"));
+        assert!(is_hashed_asset("/pkg/twitter-search.GL2mk0Qx8u7.css"));
+        assert!(!is_hashed_asset("/pkg/twitter-search.wasm"));
+        assert!(!is_hashed_asset("/pkg/twitter-search_bg.wasm"));
+        assert!(!is_hashed_asset("/favicon.svg"));
+        assert!(!is_hashed_asset("/pkg/a.b/c.d"));
+    }
+
     use super::*;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {

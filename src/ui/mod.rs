@@ -11,7 +11,7 @@ mod json;
 pub mod text;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Meta, MetaTags, Title};
 
 use self::address::{deep_link_terms, MAX_COLUMNS};
 use self::client::LinkState;
@@ -32,6 +32,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                // With hashed file names (release builds), the stylesheet's
+                // name carries its content hash, so it can be cached for good.
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -67,7 +70,6 @@ pub fn App() -> impl IntoView {
         }
     }
     view! {
-        <Stylesheet id="leptos" href="/pkg/twitter-search.css"/>
         <Meta name="description" content="Posts that match your search, the moment they are published."/>
         // One page, so no client-side router: it would only add weight to
         // the WASM bundle. Other paths are static files or a plain 404.
