@@ -4,6 +4,7 @@
 //! real server on port 0 and binaries stay thin.
 
 pub mod avatar;
+pub mod cluster;
 pub mod http;
 pub mod hub;
 pub mod metrics;
@@ -55,6 +56,8 @@ const SOCKET_DRAIN: Duration = Duration::from_secs(5);
 pub enum ServerError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
     #[error("the server stopped: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -70,6 +73,8 @@ pub struct AppState {
     /// Every socket task. axum runs upgraded sockets outside its graceful
     /// shutdown, so [`run`] waits on this for their close frames.
     pub sockets: TaskTracker,
+    /// `single`, or in a cluster `leader` or `follower`, for `/healthz`.
+    pub role: watch::Receiver<cluster::Role>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -151,21 +156,49 @@ pub async fn run_with_source(
     let (status_tx, status_rx) = watch::channel(SourceStatus::new(UpstreamState::Connecting, None));
     let (posts_tx, posts_rx) = mpsc::channel(SOURCE_QUEUE);
 
-    let source_task = tokio::spawn(source.run(sources::SourceLink {
-        name: source_name,
-        posts: posts_tx,
-        status: status_tx,
-        searches: hub.watch_searches(),
-        recorder,
-        metrics: metrics.clone(),
-        shutdown: cancel.clone(),
-    }));
-    // Ends by itself when the source task (the channel's only sender) ends.
+    // A single node runs its source here; in a cluster only the leader
+    // does, and every node reads the posts from Redis.
+    let (source_task, role, cluster_tasks) = match &settings.cluster {
+        None => {
+            let task = tokio::spawn(source.run(sources::SourceLink {
+                name: source_name,
+                posts: posts_tx,
+                status: status_tx,
+                searches: hub.watch_searches(),
+                recorder,
+                metrics: metrics.clone(),
+                shutdown: cancel.clone(),
+                cursor: None,
+            }));
+            (
+                Some(task),
+                watch::channel(cluster::Role::Single).1,
+                Vec::new(),
+            )
+        }
+        Some(cluster_settings) => {
+            drop(source);
+            let (role, tasks) = cluster::spawn(cluster::NodeParts {
+                settings: settings.clone(),
+                cluster: cluster_settings.clone(),
+                hub: hub.clone(),
+                metrics: metrics.clone(),
+                recorder,
+                local_posts: posts_tx,
+                status: status_tx,
+                shutdown: cancel.clone(),
+            })
+            .map_err(|error| ServerError::Cluster(error.to_string()))?;
+            (None, role, tasks)
+        }
+    };
+    // Ends by itself when the posts' senders end.
     hub::spawn_dispatch(hub.clone(), posts_rx)?;
 
     let posts_per_second = spawn_rate_sampler(metrics.clone(), cancel.clone());
     let sockets = TaskTracker::new();
     let state = AppState {
+        role,
         sockets: sockets.clone(),
         leptos_options: leptos_options(&settings),
         hub: hub.clone(),
@@ -210,9 +243,18 @@ pub async fn run_with_source(
             "some WebSockets did not close in time"
         );
     }
-    source_task.abort();
-    // The aborted source drops its recorder: the writer flushes and ends.
-    let _ = source_task.await;
+    if let Some(source_task) = source_task {
+        source_task.abort();
+        // The aborted source drops its recorder: the writer flushes and ends.
+        let _ = source_task.await;
+    }
+    // The cluster's tasks end at the cancellation (the leader releases its
+    // lease first).
+    for task in cluster_tasks {
+        if tokio::time::timeout(SOCKET_DRAIN, task).await.is_err() {
+            warn!("a cluster task did not stop in time");
+        }
+    }
     if let Some(writer) = record_writer {
         if tokio::time::timeout(SOCKET_DRAIN, writer).await.is_err() {
             warn!("the record file was not flushed in time");
@@ -342,7 +384,7 @@ async fn health(State(state): State<AppState>) -> Response {
         "status": "ok",
         "source": state.settings.source.kind.as_str(),
         "upstream": upstream.as_str(),
-        "role": "single",
+        "role": state.role.borrow().as_str(),
         "connections": state.hub.connection_count(),
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()

@@ -212,6 +212,43 @@ pub struct Settings {
     /// (exact `scheme://host:port` strings). Requests without `Origin`
     /// (non-browser clients) are allowed.
     pub allowed_origins: Vec<String>,
+    /// Several nodes as one app through Redis; `None`: a single node.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `--redis-url` and `--cluster`: nodes with the same Redis server and
+/// cluster name share one upstream (docs/protocol.md, "Several nodes").
+#[derive(Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// `redis://[user:password@]host:port[/db]`; it may hold a password, so
+    /// it is never printed whole (see [`ClusterSettings::redis_host`]).
+    pub redis_url: String,
+    /// Prefixes every Redis key. Default `twitter-search`.
+    pub name: String,
+}
+
+impl ClusterSettings {
+    /// Host and port of the Redis server, for logs and messages.
+    pub fn redis_host(&self) -> String {
+        let rest = self
+            .redis_url
+            .split_once("://")
+            .map_or(self.redis_url.as_str(), |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host)
+            .to_owned()
+    }
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("redis", &self.redis_host())
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -231,6 +268,7 @@ impl Default for Settings {
             },
             limits: LimitSettings::default(),
             allowed_origins: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -315,6 +353,14 @@ pub struct Cli {
     /// Open WebSockets at most.
     #[arg(long, env = "TWITTER_SEARCH_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Join a cluster of nodes through this Redis server (`redis://...`);
+    /// without it the server is a single node.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Cluster name: nodes with the same Redis server and name share one
+    /// upstream (it prefixes every Redis key).
+    #[arg(long, env = "TWITTER_SEARCH_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 impl Settings {
@@ -391,6 +437,15 @@ impl Settings {
     }
 
     fn apply_cli(&mut self, cli: &Cli) {
+        if let Some(url) = &cli.redis_url {
+            self.cluster = Some(ClusterSettings {
+                redis_url: url.clone(),
+                name: cli
+                    .cluster
+                    .clone()
+                    .unwrap_or_else(|| "twitter-search".to_owned()),
+            });
+        }
         let source = &mut self.source;
         if let Some(kind) = cli.source {
             source.kind = kind;
@@ -434,6 +489,26 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(cluster) = &self.cluster {
+            if !cluster.redis_url.starts_with("redis://") {
+                return Err(SettingsError::Invalid(format!(
+                    "--redis-url must be a redis:// URL (got one for {})",
+                    cluster.redis_host()
+                )));
+            }
+            let name_ok = !cluster.name.is_empty()
+                && cluster.name.len() <= 64
+                && cluster
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !name_ok {
+                return Err(SettingsError::Invalid(format!(
+                    "--cluster must be 1 to 64 letters, digits, '-', '_' or '.' (got {:?})",
+                    cluster.name
+                )));
+            }
+        }
         if let Some(rate) = self.source.rate {
             // Below one post in 1000 s the pacing interval is absurd (and
             // past ~1e-19 it overflows a Duration).

@@ -119,7 +119,10 @@ impl Bluesky {
             Duration::from_secs(8),
         )
         .with_jitter();
-        let mut resume = Resume::default();
+        let mut resume = Resume {
+            last_time_us: link.cursor.as_ref().and_then(|slot| slot.start),
+            ..Resume::default()
+        };
         let mut authors = Authors::new(self.http.clone(), self.appview.clone(), self.profile_cache);
         loop {
             let url = subscribe_url(&self.jetstream, resume.cursor());
@@ -221,7 +224,11 @@ async fn stream(
                     }
                     Some(Err(error)) => return Ended::Failed("network", format!("Jetstream connection error: {error}")),
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(post) = resume.read_event(text.as_str(), link, authors) {
+                        let post = resume.read_event(text.as_str(), link, authors);
+                        if let (Some(slot), Some(time_us)) = (&link.cursor, resume.last_time_us) {
+                            slot.latest.store(time_us, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        if let Some(post) = post {
                             authors.admit(post);
                         }
                     }

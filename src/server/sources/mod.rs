@@ -161,8 +161,21 @@ pub struct SourceLink {
     /// Appends every post emitted to the `--record` file, when set.
     pub recorder: Option<record::Recorder>,
     pub metrics: Arc<Metrics>,
-    /// Cancelled when the server shuts down.
+    /// Cancelled when the server shuts down (or, in a cluster, when this
+    /// node stops leading).
     pub shutdown: CancellationToken,
+    /// In a cluster: where the Bluesky source resumes and how far it got.
+    pub cursor: Option<Arc<CursorSlot>>,
+}
+
+/// The Bluesky source's resume point, kept by the cluster in Redis so that
+/// a new leader resumes where the old one stopped.
+#[derive(Debug, Default)]
+pub struct CursorSlot {
+    /// The newest `time_us` handled before this source started, if known.
+    pub start: Option<u64>,
+    /// The newest `time_us` this source has read (0: none yet).
+    pub latest: std::sync::atomic::AtomicU64,
 }
 
 impl SourceLink {
