@@ -452,7 +452,11 @@ struct Failover {
     doubled: usize,
 }
 
-async fn kill_the_leader_once(redis: &RedisServer, fake: &FakeJetstream, cluster: &str) -> Failover {
+async fn kill_the_leader_once(
+    redis: &RedisServer,
+    fake: &FakeJetstream,
+    cluster: &str,
+) -> Failover {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(ProcessNode::start(redis, cluster, fake).await);
@@ -506,7 +510,11 @@ async fn kill_the_leader_once(redis: &RedisServer, fake: &FakeJetstream, cluster
     let texts = texts_until_quiet(&mut watcher, Duration::from_secs(3)).await;
     let mut counts = vec![0usize; 400];
     for text in &texts {
-        if let Some(i) = text.rsplit(' ').next().and_then(|n| n.parse::<usize>().ok()) {
+        if let Some(i) = text
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             counts[i] += 1;
         }
     }
@@ -521,13 +529,26 @@ async fn kill_the_leader_once(redis: &RedisServer, fake: &FakeJetstream, cluster
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_kill_9_of_the_leader_another_node_leads_within_10_s_and_no_post_is_lost_or_doubled() {
+async fn after_kill_9_of_the_leader_another_node_leads_within_10_s_and_no_post_is_lost_or_doubled()
+{
     let redis = RedisServer::start().await;
     let fake = FakeJetstream::start().await;
     let failover = kill_the_leader_once(&redis, &fake, &cluster_name("kill")).await;
-    assert!(failover.took < Duration::from_secs(10), "failover took {:?}", failover.took);
-    assert_eq!((failover.lost, failover.doubled), (0, 0), "posts lost, doubled");
-    assert_eq!(fake.state.connections.most(), 1, "never two upstream connections");
+    assert!(
+        failover.took < Duration::from_secs(10),
+        "failover took {:?}",
+        failover.took
+    );
+    assert_eq!(
+        (failover.lost, failover.doubled),
+        (0, 0),
+        "posts lost, doubled"
+    );
+    assert_eq!(
+        fake.state.connections.most(),
+        1,
+        "never two upstream connections"
+    );
 }
 
 /// Ten leader kills in a row, with the failover time and the posts lost or
@@ -560,4 +581,47 @@ async fn repeated_leader_kills() {
         fake.state.connections.most()
     );
     assert_eq!((lost, doubled), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_rules_follow_the_union_of_every_nodes_searches() {
+    use support::fakes::FakeX;
+    const TOKEN: &str = "x-cluster-test-token-7d21";
+    std::env::set_var("X_BEARER_TOKEN", TOKEN);
+    let redis = RedisServer::start().await;
+    let fake = FakeX::start(TOKEN).await;
+    let cluster = cluster_name("x");
+    let x_node = |redis: &RedisServer| {
+        let mut settings = Settings::default();
+        settings.source.kind = SourceKind::X;
+        settings.source.x.api_url = fake.url();
+        settings.cluster = Some(ClusterSettings {
+            redis_url: redis.url(),
+            name: cluster.clone(),
+        });
+        settings
+    };
+    let a = TestServer::start(x_node(&redis)).await;
+    let b = TestServer::start(x_node(&redis)).await;
+    let mut on_a = Client::greeted(a.addr).await;
+    on_a.search_accepted("alpha", "alpha").await;
+    let mut on_b = Client::greeted(b.addr).await;
+    on_b.search_accepted("beta", "beta").await;
+    let rules = |fake: &FakeX| {
+        let mut values = fake.rule_values();
+        values.sort();
+        values
+    };
+    until("rules for both nodes' searches", || async {
+        rules(&fake) == ["alpha", "beta"]
+    })
+    .await;
+    // A search that goes away on one node goes from the rules.
+    drop(on_b);
+    until("the rule of the closed browser removed", || async {
+        rules(&fake) == ["alpha"]
+    })
+    .await;
+    a.shut_down().await;
+    b.shut_down().await;
 }

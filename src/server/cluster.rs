@@ -6,11 +6,11 @@
 //! channel and reads the set of searches from a [`SearchWatch`]; the hub
 //! reads posts from a channel. In a cluster:
 //!
-//! - **Leadership** is a lease, `SET <cluster>:leader <node> NX PX 6000`,
-//!   renewed every second by its holder. Only the leader runs the source.
-//!   A leader that has not renewed for 3 s stops its source at once, well
-//!   before the lease can pass to another node (6 s), and a new leader
-//!   waits 3 s before it connects upstream, so two nodes never hold an
+//! - **Leadership** is a lease, `SET <cluster>:leader <node> NX PX 5000`,
+//!   renewed twice a second by its holder. Only the leader runs the
+//!   source. A leader that has not renewed for 2 s stops its source at
+//!   once, well before the lease can pass to another node (5 s), and a new
+//!   leader waits 2 s before it connects upstream, so two nodes never hold an
 //!   upstream connection at the same moment, even when Redis comes back
 //!   empty. A leader that stops cleanly releases the lease.
 //! - **The post bus** is a Redis stream, `<cluster>:posts`: the leader
@@ -27,7 +27,7 @@
 //!   posts go by; a new leader resumes from it (less the source's own
 //!   rewind).
 //! - **The upstream state**, `<cluster>:upstream`, written by the leader
-//!   every second, read by the other nodes for their browsers. When Redis
+//!   at each renewal, read by the other nodes for their browsers. When Redis
 //!   is unreachable every node says so to its browsers (`reconnecting`)
 //!   and keeps them connected.
 
@@ -56,16 +56,16 @@ use crate::query::Query;
 use crate::wire::{Tweet, UpstreamState};
 
 /// How long a lease lasts without renewal.
-const LEASE: Duration = Duration::from_secs(6);
+const LEASE: Duration = Duration::from_secs(5);
 /// How often the leader renews its lease and shares its state.
-const RENEW_EVERY: Duration = Duration::from_secs(1);
+const RENEW_EVERY: Duration = Duration::from_millis(500);
 /// How often a follower tries to take the lease and reads the state.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// A leader that could not renew for this long stops its source.
-const STEP_DOWN_AFTER: Duration = Duration::from_secs(3);
+const STEP_DOWN_AFTER: Duration = Duration::from_secs(2);
 /// A new leader waits this long before it connects upstream: any earlier
 /// leader has stopped by then (see [`STEP_DOWN_AFTER`]).
-const SETTLE: Duration = Duration::from_secs(3);
+const SETTLE: Duration = Duration::from_secs(2);
 /// Redis commands fail after this long, so that an outage is seen quickly.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a blocking read of the post stream waits for posts.
