@@ -356,7 +356,10 @@ impl Node {
                 ));
                 self.release().await;
                 self.role.send_replace(Role::Follower);
-                tokio::time::sleep(LEASE).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE) => {}
+                    _ = self.shutdown.cancelled() => {}
+                }
                 return;
             }
         };
