@@ -466,39 +466,10 @@ impl Connection {
                     .await;
             }
         };
-        let id = self.registration.id;
-        let answer = match command {
-            ClientMessage::UpdateTerm { term } => match Query::parse(&term, limits.max_term_length)
-            {
-                Ok(query) => {
-                    let query = Arc::new(query);
-                    let term = query.term().to_owned();
-                    match self.context.hub.set_query(id, query) {
-                        Ok(change) => {
-                            self.registration.apply(change);
-                            ServerMessage::UpdatedTerm { term }
-                        }
-                        Err(refused) => {
-                            ServerMessage::error(ErrorCode::SourceLimit, refused.to_string())
-                        }
-                    }
-                }
-                Err(error) => ServerMessage::error(error.code(), error.to_string()),
-            },
-            ClientMessage::StopStream => {
-                let change = self.context.hub.set_streaming(id, false);
-                self.registration.apply(change);
-                ServerMessage::StreamState { streaming: false }
-            }
-            ClientMessage::StartStream => {
-                let change = self.context.hub.set_streaming(id, true);
-                self.registration.apply(change);
-                ServerMessage::StreamState { streaming: true }
-            }
-            ClientMessage::Ping if self.context.limits.answer_pings => ServerMessage::Pong,
-            ClientMessage::Ping => return Ok(()),
-        };
-        self.send(&answer).await
+        match answer(command, &self.context.hub, &mut self.registration, limits) {
+            Some(reply) => self.send(&reply).await,
+            None => Ok(()),
+        }
     }
 
     async fn send(&mut self, message: &ServerMessage) -> Result<(), Disconnect> {
@@ -517,9 +488,167 @@ impl Connection {
     }
 }
 
+/// The session: what one well-formed command does to the hub, and the
+/// reply it gets (`None`: no reply). No I/O, so it is tested without a
+/// socket; the connection around it reads frames, applies the size and
+/// rate limits, and writes the reply.
+fn answer(
+    command: ClientMessage,
+    hub: &Hub,
+    registration: &mut Registration,
+    limits: &LimitSettings,
+) -> Option<ServerMessage> {
+    let id = registration.id;
+    let reply = match command {
+        ClientMessage::UpdateTerm { term } => match Query::parse(&term, limits.max_term_length) {
+            Ok(query) => {
+                let query = Arc::new(query);
+                let term = query.term().to_owned();
+                match hub.set_query(id, query) {
+                    Ok(change) => {
+                        registration.apply(change);
+                        ServerMessage::UpdatedTerm { term }
+                    }
+                    Err(refused) => {
+                        ServerMessage::error(ErrorCode::SourceLimit, refused.to_string())
+                    }
+                }
+            }
+            Err(error) => ServerMessage::error(error.code(), error.to_string()),
+        },
+        ClientMessage::StopStream => {
+            registration.apply(hub.set_streaming(id, false));
+            ServerMessage::StreamState { streaming: false }
+        }
+        ClientMessage::StartStream => {
+            registration.apply(hub.set_streaming(id, true));
+            ServerMessage::StreamState { streaming: true }
+        }
+        ClientMessage::Ping if limits.answer_pings => ServerMessage::Pong,
+        ClientMessage::Ping => return None,
+    };
+    Some(reply)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod session {
+        use super::super::*;
+        use crate::server::sources::SearchGate;
+
+        fn hub() -> Arc<Hub> {
+            Hub::new(10, 16, Arc::new(Metrics::default()))
+        }
+
+        fn active(hub: &Hub) -> Vec<String> {
+            hub.active_set().keys().cloned().collect()
+        }
+
+        fn update(term: &str) -> ClientMessage {
+            ClientMessage::UpdateTerm { term: term.into() }
+        }
+
+        #[test]
+        fn a_search_is_accepted_as_understood_and_becomes_active() {
+            let (hub, limits) = (hub(), LimitSettings::default());
+            let mut me = hub.register().unwrap();
+            assert_eq!(
+                answer(update("  rust   wasm "), &hub, &mut me, &limits),
+                Some(ServerMessage::UpdatedTerm {
+                    term: "rust wasm".into()
+                })
+            );
+            assert_eq!(active(&hub), ["rust wasm"]);
+        }
+
+        #[test]
+        fn a_refused_search_says_where_and_keeps_the_previous_one() {
+            let (hub, limits) = (hub(), LimitSettings::default());
+            let mut me = hub.register().unwrap();
+            answer(update("cats"), &hub, &mut me, &limits);
+            let Some(ServerMessage::Error { code, message }) =
+                answer(update("dogs (photo"), &hub, &mut me, &limits)
+            else {
+                panic!("an error")
+            };
+            assert_eq!(code, ErrorCode::InvalidTerm);
+            assert!(message.contains("character"), "{message}");
+            let long = "a".repeat(limits.max_term_length + 1);
+            assert!(matches!(
+                answer(update(&long), &hub, &mut me, &limits),
+                Some(ServerMessage::Error {
+                    code: ErrorCode::TermTooLong,
+                    ..
+                })
+            ));
+            assert_eq!(active(&hub), ["cats"]);
+        }
+
+        struct OnlyOne;
+        impl SearchGate for OnlyOne {
+            fn admit(&self, _: &Query, distinct_after: usize) -> Result<(), String> {
+                if distinct_after > 1 {
+                    Err("the source takes one search".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+
+        #[test]
+        fn a_search_the_source_cannot_take_is_refused_with_source_limit() {
+            let hub = Hub::with_gate(
+                10,
+                16,
+                Arc::new(Metrics::default()),
+                Some(Arc::new(OnlyOne)),
+            );
+            let limits = LimitSettings::default();
+            let mut first = hub.register().unwrap();
+            let mut second = hub.register().unwrap();
+            answer(update("cats"), &hub, &mut first, &limits);
+            answer(update("birds"), &hub, &mut second, &limits);
+            assert_eq!(
+                answer(update("dogs"), &hub, &mut second, &limits),
+                Some(ServerMessage::error(
+                    ErrorCode::SourceLimit,
+                    "the source takes one search"
+                ))
+            );
+            assert_eq!(active(&hub), ["cats"]);
+        }
+
+        #[test]
+        fn stop_and_start_take_the_search_out_and_back() {
+            let (hub, limits) = (hub(), LimitSettings::default());
+            let mut me = hub.register().unwrap();
+            answer(update("cats"), &hub, &mut me, &limits);
+            assert_eq!(
+                answer(ClientMessage::StopStream, &hub, &mut me, &limits),
+                Some(ServerMessage::StreamState { streaming: false })
+            );
+            assert!(active(&hub).is_empty());
+            assert_eq!(
+                answer(ClientMessage::StartStream, &hub, &mut me, &limits),
+                Some(ServerMessage::StreamState { streaming: true })
+            );
+            assert_eq!(active(&hub), ["cats"]);
+        }
+
+        #[test]
+        fn ping_is_answered_unless_the_test_setting_says_not_to() {
+            let (hub, mut limits) = (hub(), LimitSettings::default());
+            let mut me = hub.register().unwrap();
+            assert_eq!(
+                answer(ClientMessage::Ping, &hub, &mut me, &limits),
+                Some(ServerMessage::Pong)
+            );
+            limits.answer_pings = false;
+            assert_eq!(answer(ClientMessage::Ping, &hub, &mut me, &limits), None);
+        }
+    }
 
     fn limits(per_second: f64, burst: f64) -> LimitSettings {
         LimitSettings {
