@@ -64,6 +64,19 @@ pub struct PostLink {
     pub end: u32,
 }
 
+impl PostLink {
+    /// The byte range of the link's visible text in `text`, when it is one
+    /// (a range that is empty, past the end or not on characters is not).
+    pub fn visible_range(&self, text: &str) -> Option<(usize, usize)> {
+        let (start, end) = (self.start as usize, self.end as usize);
+        (start < end
+            && end <= text.len()
+            && text.is_char_boundary(start)
+            && text.is_char_boundary(end))
+        .then_some((start, end))
+    }
+}
+
 /// A message from the browser.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]

@@ -406,12 +406,8 @@ impl ProcessNode {
             let mut listening = Some(listening);
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("serving") {
-                    let addr = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("addr="))
-                        .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
-                    if let (Some(addr), Some(listening)) = (addr, listening.take()) {
+                if let Some(addr) = support::serving_addr(&line) {
+                    if let Some(listening) = listening.take() {
                         let _ = listening.send(addr);
                     }
                 }

@@ -31,15 +31,10 @@ pub fn highlights(query: &Query, tweet: &Tweet) -> Vec<Range> {
     for term in &terms {
         layout.mark(term, &post, &mut marks);
         for link in &tweet.links {
-            let (start, end) = (link.start as usize, link.end as usize);
-            let visible = start < end
-                && end <= text.len()
-                && text.is_char_boundary(start)
-                && text.is_char_boundary(end);
-            if visible {
+            if let Some(range) = link.visible_range(text) {
                 let address = PreparedPost::from_parts(&link.url, "", None);
                 if Expr::Term((*term).clone()).matches(&address) {
-                    marks.push((start, end));
+                    marks.push(range);
                 }
             }
         }

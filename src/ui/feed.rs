@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::text::safe_href;
 use crate::wire::Tweet;
 
 /// How long a card takes to fade in or out (matches `style/main.css`).
@@ -141,28 +142,20 @@ fn date_label(created_at: &str, current_year: i32) -> Option<String> {
 pub fn avatar_src(raw: &str) -> String {
     // Browsers read `\` as `/`: `/\host/x` would leave the site.
     let same_site_path = raw.starts_with('/') && !raw.starts_with("//") && !raw.contains('\\');
-    if is_http_url(raw) || same_site_path {
+    if safe_href(raw).is_some() || same_site_path {
         raw.to_owned()
     } else {
         PLACEHOLDER_AVATAR.to_owned()
     }
 }
 
-/// The post's permalink, when it is a plain http(s) URL.
+/// The post's permalink, when it is a plain http(s) URL (the same check as
+/// every other `href` on the page).
 pub fn safe_link(raw: Option<&str>) -> Option<String> {
-    raw.filter(|u| is_http_url(u)).map(str::to_owned)
+    raw.and_then(safe_href)
 }
 
 pub const PLACEHOLDER_AVATAR: &str = "/avatar-placeholder.svg";
-
-fn is_http_url(raw: &str) -> bool {
-    let lower = raw
-        .trim_start()
-        .get(..8)
-        .unwrap_or(raw)
-        .to_ascii_lowercase();
-    (lower.starts_with("http://") || lower.starts_with("https://")) && raw.len() > 8
-}
 
 #[cfg(test)]
 mod tests {

@@ -37,13 +37,8 @@ pub fn runs(tweet: &Tweet, marks: &[Range]) -> Vec<Run> {
     // then links written out in the text, then tags and mentions, each
     // kept only where nothing earlier already is.
     for link in &tweet.links {
-        let (start, end) = (link.start as usize, link.end as usize);
-        let visible = start < end
-            && end <= text.len()
-            && text.is_char_boundary(start)
-            && text.is_char_boundary(end);
-        if let (true, Some(href)) = (visible, safe_href(&link.url)) {
-            add(&mut spans, (start, end), Kind::Link { href });
+        if let (Some(range), Some(href)) = (link.visible_range(text), safe_href(&link.url)) {
+            add(&mut spans, range, Kind::Link { href });
         }
     }
     for word in text_words(text) {

@@ -31,6 +31,17 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The address in the server's "serving" log line (it listens on port 0
+/// in tests, so the address is read from its own log).
+pub fn serving_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("serving") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+}
+
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(10);
 
