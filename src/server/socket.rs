@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,21 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 /// A flood episode ends after this long without a refused message.
 const FLOOD_MEMORY: Duration = Duration::from_secs(10);
+
+/// What a connection talks through: axum's `WebSocket` in the server, a
+/// pair of channels in the tests (which then run on tokio's paused clock).
+pub trait Transport:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
 
 /// What a socket task needs from the server.
 #[derive(Clone)]
@@ -95,7 +111,7 @@ impl Disconnect {
 /// browser that stops reading must not hold its task, its queue and its
 /// connection slot forever.
 async fn write(
-    socket: &mut WebSocket,
+    socket: &mut impl Transport,
     message: Message,
     limits: &LimitSettings,
 ) -> Result<(), Disconnect> {
@@ -112,14 +128,14 @@ async fn write(
 }
 
 async fn send(
-    socket: &mut WebSocket,
+    socket: &mut impl Transport,
     message: &ServerMessage,
     limits: &LimitSettings,
 ) -> Result<(), Disconnect> {
     write(socket, Message::text(message.to_json()), limits).await
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str, limits: &LimitSettings) {
+async fn close(socket: &mut impl Transport, code: u16, reason: &str, limits: &LimitSettings) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -135,7 +151,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str, limits: &LimitSe
     // socket closed with unread input is reset, and a reset can destroy the
     // close frame and the last messages before the browser reads them.
     let drain = async {
-        while let Some(Ok(frame)) = socket.recv().await {
+        while let Some(Ok(frame)) = socket.next().await {
             if matches!(frame, Message::Close(_)) {
                 break;
             }
@@ -204,8 +220,8 @@ impl RateLimiter {
     }
 }
 
-struct Connection {
-    socket: WebSocket,
+struct Connection<S> {
+    socket: S,
     registration: Registration,
     context: SocketContext,
     limiter: RateLimiter,
@@ -230,8 +246,8 @@ async fn next_batch(
 /// travel boxed (an async fn would keep a second copy of its arguments in
 /// every state), the greeting lives in its own function, and the connection
 /// sits on the heap while it runs.
-pub fn serve(
-    socket: WebSocket,
+pub fn serve<S: Transport + 'static>(
+    socket: S,
     context: SocketContext,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let start = Box::new((socket, context));
@@ -246,7 +262,7 @@ pub fn serve(
 
 /// Greets the browser and registers it with the hub; `None` when it is
 /// gone or the server is full (it was told `serverBusy` and 1013).
-async fn open(start: Box<(WebSocket, SocketContext)>) -> Option<Box<Connection>> {
+async fn open<S: Transport>(start: Box<(S, SocketContext)>) -> Option<Box<Connection<S>>> {
     let (mut socket, context) = *start;
     let limits = &context.limits;
     let hello = ServerMessage::Hello {
@@ -289,7 +305,7 @@ async fn open(start: Box<(WebSocket, SocketContext)>) -> Option<Box<Connection>>
     }))
 }
 
-async fn run_to_end(mut connection: Box<Connection>) {
+async fn run_to_end<S: Transport>(mut connection: Box<Connection<S>>) -> Disconnect {
     let reason = connection.run().await;
     let metrics = &connection.context.metrics;
     metrics.connections_open.dec();
@@ -301,9 +317,10 @@ async fn run_to_end(mut connection: Box<Connection>) {
         }
         _ => info!(connection = id, %reason, "WebSocket closed"),
     }
+    reason
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     async fn run(&mut self) -> Disconnect {
         let mut upstream = self.context.upstream.clone();
         let status = upstream.borrow_and_update().clone();
@@ -329,7 +346,7 @@ impl Connection {
                     self.close(close_code::GOING_AWAY, "server shutting down").await;
                     break Disconnect::ShuttingDown;
                 }
-                frame = self.socket.recv() => {
+                frame = self.socket.next() => {
                     self.last_heard = Instant::now();
                     let result = match frame {
                         None | Some(Ok(Message::Close(_))) => Err(Disconnect::ClientClosed),
@@ -647,6 +664,350 @@ mod tests {
             );
             limits.answer_pings = false;
             assert_eq!(answer(ClientMessage::Ping, &hub, &mut me, &limits), None);
+        }
+    }
+
+    /// The whole connection, driven through channels on tokio's paused
+    /// clock: what the browser sees, and why the connection ended.
+    mod connection {
+        use super::super::*;
+        use crate::wire::Tweet;
+        use crate::wire::UpstreamState;
+        use futures::channel::mpsc as channel;
+        use serde_json::Value;
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+
+        /// The server's end: the browser's frames in, the server's frames
+        /// out through a bounded channel (a browser that stops reading
+        /// fills it).
+        struct Wire {
+            incoming: channel::UnboundedReceiver<Result<Message, axum::Error>>,
+            outgoing: channel::Sender<Message>,
+        }
+
+        impl Stream for Wire {
+            type Item = Result<Message, axum::Error>;
+            fn poll_next(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Self::Item>> {
+                self.incoming.poll_next_unpin(cx)
+            }
+        }
+
+        impl Sink<Message> for Wire {
+            type Error = axum::Error;
+            fn poll_ready(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Result<(), Self::Error>> {
+                self.outgoing.poll_ready_unpin(cx).map_err(axum::Error::new)
+            }
+            fn start_send(mut self: Pin<&mut Self>, frame: Message) -> Result<(), Self::Error> {
+                self.outgoing
+                    .start_send_unpin(frame)
+                    .map_err(axum::Error::new)
+            }
+            fn poll_flush(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Result<(), Self::Error>> {
+                self.outgoing.poll_flush_unpin(cx).map_err(axum::Error::new)
+            }
+            fn poll_close(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Result<(), Self::Error>> {
+                self.outgoing.poll_close_unpin(cx).map_err(axum::Error::new)
+            }
+        }
+
+        /// The browser's end.
+        struct Browser {
+            to_server: channel::UnboundedSender<Result<Message, axum::Error>>,
+            from_server: channel::Receiver<Message>,
+        }
+
+        impl Browser {
+            fn say(&self, frame: Message) {
+                self.to_server.unbounded_send(Ok(frame)).unwrap();
+            }
+
+            fn command(&self, json: &str) {
+                self.say(Message::text(json));
+            }
+
+            /// The next frame, pings included; `None` once the server is done.
+            async fn frame(&mut self) -> Option<Message> {
+                self.from_server.next().await
+            }
+
+            /// The next message, past pings and `stats`.
+            async fn message(&mut self) -> Value {
+                loop {
+                    match self.frame().await.expect("the connection is open") {
+                        Message::Text(text) => {
+                            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                            if message["type"] != "stats" {
+                                return message;
+                            }
+                        }
+                        Message::Ping(_) => {}
+                        other => panic!("expected a message, got {other:?}"),
+                    }
+                }
+            }
+
+            /// The close frame's code, past anything before it.
+            async fn close_code(&mut self) -> u16 {
+                while let Some(frame) = self.frame().await {
+                    if let Message::Close(Some(close)) = frame {
+                        return close.code;
+                    }
+                }
+                panic!("the server ended without a close frame")
+            }
+        }
+
+        struct Server {
+            hub: Arc<Hub>,
+            metrics: Arc<Metrics>,
+            shutdown: CancellationToken,
+            ended: tokio::task::JoinHandle<Option<Disconnect>>,
+            _upstream: watch::Sender<SourceStatus>,
+            _rate: watch::Sender<f64>,
+        }
+
+        /// One connection on a fresh hub; the browser has read `hello`
+        /// and `upstream`. `window`: frames the browser's channel holds
+        /// before the server's writes wait.
+        async fn connect(limits: LimitSettings, window: usize) -> (Server, Browser) {
+            let metrics = Arc::new(Metrics::default());
+            let hub = Hub::new(
+                limits.max_connections,
+                limits.outbound_queue,
+                metrics.clone(),
+            );
+            let (upstream, upstream_receiver) =
+                watch::channel(SourceStatus::new(UpstreamState::Connected, None));
+            let (rate, posts_per_second) = watch::channel(0.0);
+            let shutdown = CancellationToken::new();
+            let context = SocketContext {
+                hub: hub.clone(),
+                metrics: metrics.clone(),
+                limits,
+                source_name: "test",
+                upstream: upstream_receiver,
+                shutdown: shutdown.clone(),
+                posts_per_second,
+            };
+            let (to_server, incoming) = channel::unbounded();
+            // A bounded channel holds its buffer plus one slot per sender.
+            let (outgoing, from_server) = channel::channel(window.saturating_sub(1));
+            let ended = tokio::spawn(async move {
+                let connection = open(Box::new((Wire { incoming, outgoing }, context))).await?;
+                Some(run_to_end(connection).await)
+            });
+            let mut browser = Browser {
+                to_server,
+                from_server,
+            };
+            {
+                assert_eq!(browser.message().await["type"], "hello");
+                assert_eq!(browser.message().await["type"], "upstream");
+            }
+            let server = Server {
+                hub,
+                metrics,
+                shutdown,
+                ended,
+                _upstream: upstream,
+                _rate: rate,
+            };
+            (server, browser)
+        }
+
+        fn post(id: usize, text: &str) -> Arc<Tweet> {
+            Arc::new(Tweet {
+                id: id.to_string(),
+                text: text.into(),
+                created_at: "2026-11-30T12:00:00Z".into(),
+                source: "test".into(),
+                ..Default::default()
+            })
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_browser_that_never_answers_pings_is_closed_after_the_idle_timeout() {
+            let limits = LimitSettings {
+                ping_interval_secs: 1,
+                idle_timeout_secs: 3,
+                ..Default::default()
+            };
+            let started = Instant::now();
+            let (server, mut browser) = connect(limits, 64).await;
+            let mut pings = 0;
+            let code = loop {
+                match browser.frame().await.unwrap() {
+                    Message::Ping(_) => pings += 1,
+                    Message::Close(Some(close)) => break close.code,
+                    _ => {}
+                }
+            };
+            assert_eq!(code, close_code::NORMAL);
+            assert_eq!(pings, 2, "pinged at 1 s and 2 s, closed at 3 s");
+            assert_eq!(started.elapsed().as_secs(), 3);
+            drop(browser);
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::Idle)
+            ));
+            assert_eq!(server.metrics.closed_idle.get(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_browser_that_answers_pings_stays_connected() {
+            let limits = LimitSettings {
+                ping_interval_secs: 1,
+                idle_timeout_secs: 3,
+                ..Default::default()
+            };
+            let started = Instant::now();
+            let (server, mut browser) = connect(limits, 64).await;
+            while started.elapsed() < Duration::from_secs(30) {
+                if let Some(Message::Ping(payload)) = browser.frame().await {
+                    browser.say(Message::Pong(payload));
+                }
+            }
+            assert!(!server.ended.is_finished());
+            drop(browser);
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::ClientClosed)
+            ));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_browser_that_stops_reading_is_dropped_after_the_write_timeout() {
+            let limits = LimitSettings {
+                write_timeout_secs: 10,
+                ..Default::default()
+            };
+            // The browser reads `hello` and `upstream`, then nothing more:
+            // the channel holds two frames, and the third write waits.
+            let (server, browser) = connect(limits, 2).await;
+            let stopped_reading = Instant::now();
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::WriteTimeout)
+            ));
+            // `stats` at 5 s fills the channel; the one at 10 s waits 10 s.
+            assert_eq!(stopped_reading.elapsed().as_secs(), 20);
+            assert_eq!(server.metrics.closed_slow.get(), 1);
+            drop(browser);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_full_queue_is_written_in_frames_of_the_batch_limit_and_the_rest_is_counted() {
+            let limits = LimitSettings {
+                outbound_queue: 256,
+                ..Default::default()
+            };
+            let (server, mut browser) = connect(limits, 1024).await;
+            browser.command(r#"{"type":"updateTerm","term":"x"}"#);
+            assert_eq!(browser.message().await["type"], "updatedTerm");
+            // The connection's task does not run between these: its queue
+            // fills, and the posts past it are counted.
+            for id in 0..300 {
+                server.hub.dispatch(&post(id, "x"));
+            }
+            // A command while the queue is full must not flush it in one frame.
+            browser.command(r#"{"type":"ping"}"#);
+            let (mut shown, mut skipped, mut frames) = (Vec::new(), 0, 0);
+            while shown.len() as u64 + skipped < 300 {
+                let message = browser.message().await;
+                match message["type"].as_str().unwrap() {
+                    "tweets" => {
+                        let tweets = message["tweets"].as_array().unwrap();
+                        assert!(tweets.len() <= MAX_BATCH, "a frame of {}", tweets.len());
+                        frames += 1;
+                        shown.extend(
+                            tweets
+                                .iter()
+                                .map(|t| t["id"].as_str().unwrap().parse::<usize>().unwrap()),
+                        );
+                    }
+                    "skipped" => skipped += message["count"].as_u64().unwrap(),
+                    "pong" => {}
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            assert_eq!(shown, (0..256).collect::<Vec<_>>(), "the queue, in order");
+            assert_eq!(skipped, 44);
+            assert_eq!(frames, 4);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_flood_is_told_once_then_closed_with_1008() {
+            let limits = LimitSettings {
+                messages_per_second: 1.0,
+                message_burst: 2.0,
+                flood_strikes: 3,
+                ..Default::default()
+            };
+            let (server, mut browser) = connect(limits, 64).await;
+            for _ in 0..10 {
+                browser.command(r#"{"type":"ping"}"#);
+            }
+            assert_eq!(browser.message().await["type"], "pong");
+            assert_eq!(browser.message().await["type"], "pong");
+            let refused = browser.message().await;
+            assert_eq!(refused["code"], "rateLimited", "{refused}");
+            assert_eq!(browser.close_code().await, close_code::POLICY_VIOLATION);
+            drop(browser);
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::Flood)
+            ));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn an_oversized_frame_is_closed_with_1009_and_a_malformed_one_is_answered() {
+            let (server, mut browser) = connect(LimitSettings::default(), 64).await;
+            browser.command("{not json");
+            assert_eq!(browser.message().await["code"], "invalidMessage");
+            browser.say(Message::Binary(vec![1, 2, 3].into()));
+            assert_eq!(browser.message().await["code"], "invalidMessage");
+            browser.command(&"x".repeat(5000));
+            assert_eq!(browser.close_code().await, close_code::MESSAGE_TOO_BIG);
+            drop(browser);
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::FrameTooLarge(5000))
+            ));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn shutdown_closes_with_1001_and_stats_come_every_five_seconds() {
+            let (server, mut browser) = connect(LimitSettings::default(), 64).await;
+            let started = Instant::now();
+            let mut stats = Vec::new();
+            while stats.len() < 3 {
+                if let Some(Message::Text(text)) = browser.frame().await {
+                    if text.as_str().contains("\"stats\"") {
+                        stats.push(started.elapsed().as_secs());
+                    }
+                }
+            }
+            assert_eq!(stats, [5, 10, 15]);
+            server.shutdown.cancel();
+            assert_eq!(browser.close_code().await, close_code::GOING_AWAY);
+            drop(browser);
+            assert!(matches!(
+                server.ended.await.unwrap(),
+                Some(Disconnect::ShuttingDown)
+            ));
         }
     }
 
