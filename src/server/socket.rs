@@ -1011,6 +1011,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_capacity_error_is_recognised_through_axum() {
+        let too_long = tungstenite::error::CapacityError::MessageTooLong {
+            size: 70_000,
+            max_size: 65_536,
+        };
+        assert!(is_over_capacity(&axum::Error::new(
+            tungstenite::Error::Capacity(too_long)
+        )));
+        assert!(!is_over_capacity(&axum::Error::new(
+            tungstenite::Error::ConnectionClosed
+        )));
+    }
+
+    /// `is_over_capacity` recognises the error by its type, which is only
+    /// axum's when both name the same tungstenite: an update that brings
+    /// a second version into the build fails here, by name, before the
+    /// 1009 integration tests fail without saying why.
+    #[test]
+    fn the_build_has_one_tungstenite_the_one_axum_uses() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock is committed");
+        let versions: Vec<&str> = lock
+            .split("[[package]]")
+            .filter(|package| package.contains("\nname = \"tungstenite\"\n"))
+            .filter_map(|package| package.lines().find_map(|l| l.strip_prefix("version = ")))
+            .collect();
+        assert_eq!(
+            versions.len(),
+            1,
+            "tungstenite versions in Cargo.lock: {versions:?}; make Cargo.toml's match axum's"
+        );
+    }
+
     fn limits(per_second: f64, burst: f64) -> LimitSettings {
         LimitSettings {
             messages_per_second: per_second,
