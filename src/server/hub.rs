@@ -6,7 +6,7 @@
 //! per browser.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -60,8 +60,8 @@ pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> String {
 }
 
 /// A post queued for one connection. A search change or a stop gives the
-/// connection a fresh queue (swapped in under the registry lock), so a new
-/// search never shows the old one's posts and they never cost it `skipped`.
+/// connection a fresh queue, so a new search never shows the old one's
+/// posts and they never cost it `skipped`.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub post: Arc<EncodedPost>,
@@ -74,29 +74,89 @@ pub enum RegisterError {
     Full { max: usize },
 }
 
+/// One queue of posts for a connection, for one search (a change of
+/// search or a stop gives it a new one).
+#[derive(Debug)]
+pub struct Outbox {
+    /// Sender: the dispatch, with `try_send`; a full queue adds to
+    /// `skipped` instead of waiting.
+    receiver: mpsc::Receiver<Delivery>,
+    /// Matching posts dropped because this queue was full.
+    skipped: Arc<AtomicU64>,
+}
+
+/// The dispatch's end of an [`Outbox`].
+#[derive(Debug, Clone)]
+struct Member {
+    sender: mpsc::Sender<Delivery>,
+    skipped: Arc<AtomicU64>,
+}
+
+fn outbox(size: usize) -> (Member, Outbox) {
+    let (sender, receiver) = mpsc::channel(size);
+    let skipped = Arc::new(AtomicU64::new(0));
+    (
+        Member {
+            sender,
+            skipped: skipped.clone(),
+        },
+        Outbox { receiver, skipped },
+    )
+}
+
 /// What the socket task keeps of its registration. Dropping it unregisters.
 pub struct Registration {
     pub id: ConnectionId,
-    /// Posts for this connection. Sender: the hub's dispatch, with
-    /// `try_send`; a full queue adds to `skipped` instead of waiting. The
-    /// sender lives in the hub's registry; it is replaced (and this receiver
-    /// with it, see [`Hub::set_query`]) when the search changes or stops,
-    /// and dropped on unregister.
-    /// `None` while the connection has no search or is stopped: an idle
-    /// browser holds no queue.
-    pub outbox: Option<mpsc::Receiver<Delivery>>,
-    /// Matching posts dropped because `outbox` was full, not yet reported.
-    /// The hub adds; the socket task takes the count and sends `skipped`.
-    pub skipped: Arc<AtomicU64>,
+    /// Posts for this connection; `None` while it has no search or is
+    /// stopped: an idle browser holds no queue.
+    outbox: Option<Outbox>,
+    /// Posts skipped by queues already replaced, not yet reported.
+    earlier_skips: u64,
     hub: Arc<Hub>,
 }
 
 impl Registration {
-    /// Takes the queue a search change or a stop hands over.
+    /// Takes the queue a search change or a stop hands over. Posts queued
+    /// in the old one go with it; the count of its skipped posts does not:
+    /// it is reported like any other.
     pub fn apply(&mut self, change: OutboxChange) {
         if let OutboxChange::Replace(outbox) = change {
-            self.outbox = outbox;
+            if let Some(old) = std::mem::replace(&mut self.outbox, outbox) {
+                self.earlier_skips += old.skipped.swap(0, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// The next posts (at most `limit`) into `batch`; never ready while
+    /// the connection has no queue. 0 when the queue was closed.
+    pub async fn next_batch(&mut self, batch: &mut Vec<Delivery>, limit: usize) -> usize {
+        match &mut self.outbox {
+            Some(outbox) => outbox.receiver.recv_many(batch, limit).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A post already queued, if any.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.outbox.as_mut()?.receiver.try_recv().ok()
+    }
+
+    #[cfg(test)]
+    fn unreported_skips(&self) -> u64 {
+        let current = self
+            .outbox
+            .as_ref()
+            .map_or(0, |o| o.skipped.load(Ordering::Relaxed));
+        self.earlier_skips + current
+    }
+
+    /// Matching posts dropped for this connection since the last call.
+    pub fn take_skipped(&mut self) -> u64 {
+        let current = self
+            .outbox
+            .as_ref()
+            .map_or(0, |o| o.skipped.swap(0, Ordering::Relaxed));
+        std::mem::take(&mut self.earlier_skips) + current
     }
 }
 
@@ -106,7 +166,7 @@ pub enum OutboxChange {
     /// Nothing changed: what is queued stays.
     Keep,
     /// A fresh queue (or none, when stopped): posts queued before go.
-    Replace(Option<mpsc::Receiver<Delivery>>),
+    Replace(Option<Outbox>),
 }
 
 impl Drop for Registration {
@@ -118,69 +178,94 @@ impl Drop for Registration {
 struct Connection {
     query: Option<Arc<Query>>,
     streaming: bool,
-    /// Sender half of the connection's outbox (see [`Registration::outbox`]).
-    outbox: Option<mpsc::Sender<Delivery>>,
-    skipped: Arc<AtomicU64>,
 }
 
 struct SearchGroup {
-    /// The search's entry in [`Registry::index`].
+    /// The search's entry in the dispatch's [`Routing`].
     id: SearchId,
     query: Arc<Query>,
     /// Connections with this search that are streaming.
-    members: Vec<ConnectionId>,
+    members: usize,
 }
 
+/// The connections and their searches, as the socket tasks change them.
+/// The dispatch does not read it: it keeps its own [`Routing`], which
+/// follows the registry through [`Change`]s.
 #[derive(Default)]
 struct Registry {
     next_id: ConnectionId,
     connections: HashMap<ConnectionId, Connection>,
     /// Keyed by [`Query::term`]; only groups with streaming members exist.
     searches: HashMap<String, SearchGroup>,
-    /// Every group's search, filed under its anchors: a post is checked
-    /// only against the searches it can match.
-    index: SearchIndex,
-    /// The term of each indexed search.
-    terms: HashMap<SearchId, String>,
     next_search_id: SearchId,
+    /// Changes made under the current lock, moved to [`Hub::pending`]
+    /// before it is released.
+    changes: Vec<Change>,
+}
+
+/// A change of who gets which search's posts, from the registry to the
+/// dispatch's routing.
+enum Change {
+    Join {
+        search: SearchId,
+        query: Arc<Query>,
+        connection: ConnectionId,
+        member: Member,
+    },
+    Leave {
+        search: SearchId,
+        connection: ConnectionId,
+    },
 }
 
 impl Registry {
     /// True when the search lost its last member and is no longer active.
     fn leave_group(&mut self, id: ConnectionId, term: &str) -> bool {
-        if let Some(group) = self.searches.get_mut(term) {
-            group.members.retain(|&m| m != id);
-            if group.members.is_empty() {
-                let id = group.id;
-                self.searches.remove(term);
-                self.index.remove(id);
-                self.terms.remove(&id);
-                return true;
-            }
+        let Some(group) = self.searches.get_mut(term) else {
+            return false;
+        };
+        group.members -= 1;
+        let search = group.id;
+        let emptied = group.members == 0;
+        if emptied {
+            self.searches.remove(term);
         }
-        false
+        self.changes.push(Change::Leave {
+            search,
+            connection: id,
+        });
+        emptied
     }
 
     /// True when the search was not active before.
-    fn join_group(&mut self, id: ConnectionId, query: Arc<Query>) -> bool {
-        if let Some(group) = self.searches.get_mut(query.term()) {
-            group.members.push(id);
-            return false;
-        }
-        let search_id = self.next_search_id;
-        // Ids are reused only after 2^32 distinct searches, long gone by then.
-        self.next_search_id = self.next_search_id.wrapping_add(1);
-        self.index.insert(search_id, &query);
-        self.terms.insert(search_id, query.term().to_owned());
-        self.searches.insert(
-            query.term().to_owned(),
-            SearchGroup {
-                id: search_id,
-                query,
-                members: vec![id],
-            },
-        );
-        true
+    fn join_group(&mut self, id: ConnectionId, query: Arc<Query>, member: Member) -> bool {
+        let (search, new) = match self.searches.get_mut(query.term()) {
+            Some(group) => {
+                group.members += 1;
+                (group.id, false)
+            }
+            None => {
+                let search = self.next_search_id;
+                // Ids are reused only after 2^32 distinct searches, long gone by then.
+                self.next_search_id = self.next_search_id.wrapping_add(1);
+                self.searches.insert(
+                    query.term().to_owned(),
+                    SearchGroup {
+                        id: search,
+                        query: query.clone(),
+                        members: 1,
+                    },
+                );
+                (search, true)
+            }
+        };
+        self.changes.push(Change::Join {
+            search,
+            query,
+            connection: id,
+            member,
+        });
+        new
     }
 
     fn snapshot(&self) -> ActiveSearches {
@@ -193,12 +278,84 @@ impl Registry {
     }
 }
 
-/// Shared by the dispatch task (reads, per post) and the socket tasks
-/// (write, per command).
+/// The dispatch's own copy of who wants which posts: every active search
+/// filed in an index, with the queues of its streaming connections.
+#[derive(Default)]
+struct Routing {
+    index: SearchIndex,
+    routes: HashMap<SearchId, Route>,
+    /// For posts the upstream routed by search (X's rules).
+    by_term: HashMap<Box<str>, SearchId>,
+    /// Reused for every post.
+    candidates: Vec<SearchId>,
+}
+
+struct Route {
+    query: Arc<Query>,
+    members: Vec<(ConnectionId, Member)>,
+}
+
+impl Routing {
+    fn apply(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Join {
+                    search,
+                    query,
+                    connection,
+                    member,
+                } => {
+                    let route = self.routes.entry(search).or_insert_with(|| {
+                        self.index.insert(search, &query);
+                        self.by_term.insert(query.term().into(), search);
+                        Route {
+                            query,
+                            members: Vec::new(),
+                        }
+                    });
+                    route.members.push((connection, member));
+                }
+                Change::Leave { search, connection } => {
+                    let Some(route) = self.routes.get_mut(&search) else {
+                        continue;
+                    };
+                    route.members.retain(|(id, _)| *id != connection);
+                    if route.members.is_empty() {
+                        let route = self.routes.remove(&search).expect("present");
+                        self.index.remove(search);
+                        self.by_term.remove(route.query.term());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Shared by the dispatch (per post) and the socket tasks (per command).
+///
+/// The two sides never wait on each other's work. Socket tasks change the
+/// [`Registry`] under its lock, which the dispatch never takes; each
+/// change is queued there as a [`Change`]. The dispatch holds the
+/// [`Routing`] lock while it matches and fans out one post, and first
+/// applies the changes queued so far: every post dispatched after a
+/// command returns sees that command's effect, and a post being
+/// dispatched never sees half of one. A socket task that finds the
+/// dispatch idle applies the changes itself (with `try_lock`, never
+/// waiting), so changes do not pile up while no posts come.
 pub struct Hub {
-    /// Held only for map updates and one post's fan-out; never across an
-    /// `.await`.
+    /// Held for map updates only; never across an `.await`, never by the
+    /// dispatch.
     registry: Mutex<Registry>,
+    /// Held by the dispatch for one post at a time, and by a socket task
+    /// only when it is free.
+    routing: Mutex<Routing>,
+    /// Changes not yet applied to the routing, in the order they were made
+    /// (moved here under the registry lock). Its lock is only ever held to
+    /// move the list, so the dispatch and the socket tasks share it
+    /// without waiting on each other's work.
+    pending: Mutex<Vec<Change>>,
+    /// Whether `pending` holds anything, read without its lock on every post.
+    has_pending: AtomicBool,
     max_connections: usize,
     outbound_queue: usize,
     metrics: Arc<Metrics>,
@@ -218,6 +375,12 @@ pub enum SearchRefused {
     SourceLimit(String),
 }
 
+/// A panic while holding a lock leaves plain maps behind, still
+/// consistent enough to keep serving everyone else.
+fn unpoisoned<T>(result: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    result.unwrap_or_else(|e| e.into_inner())
+}
+
 impl Hub {
     pub fn new(max_connections: usize, outbound_queue: usize, metrics: Arc<Metrics>) -> Arc<Hub> {
         Self::with_gate(max_connections, outbound_queue, metrics, None)
@@ -231,6 +394,9 @@ impl Hub {
     ) -> Arc<Hub> {
         Arc::new(Hub {
             registry: Mutex::new(Registry::default()),
+            routing: Mutex::new(Routing::default()),
+            pending: Mutex::new(Vec::new()),
+            has_pending: AtomicBool::new(false),
             max_connections,
             outbound_queue,
             metrics,
@@ -255,9 +421,52 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding the lock leaves plain maps behind, still
-        // consistent enough to keep serving everyone else.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        unpoisoned(self.registry.lock())
+    }
+
+    /// Queues the changes made under `registry` for the routing (in the
+    /// order of the registry's lock), lets go of the registry, and applies
+    /// them if the dispatch is not busy.
+    fn commit(&self, mut registry: MutexGuard<'_, Registry>) {
+        if !registry.changes.is_empty() {
+            let mut pending = unpoisoned(self.pending.lock());
+            pending.append(&mut registry.changes);
+            self.has_pending.store(true, Ordering::SeqCst);
+        }
+        drop(registry);
+        self.settle();
+    }
+
+    /// The changes queued so far.
+    fn take_pending(&self) -> Vec<Change> {
+        if !self.has_pending.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let mut pending = unpoisoned(self.pending.lock());
+        self.has_pending.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *pending)
+    }
+
+    /// Applies the queued changes to the routing if the dispatch is not
+    /// using it; if it is, the dispatch applies them when it lets go.
+    fn settle(&self) {
+        loop {
+            // Pairs with the fence after the routing is let go below: either
+            // this `try_lock` finds the routing free, or its holder sees
+            // `has_pending` set afterwards. No change is left behind.
+            fence(Ordering::SeqCst);
+            let mut routing = match self.routing.try_lock() {
+                Ok(routing) => routing,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            routing.apply(self.take_pending());
+            drop(routing);
+            fence(Ordering::SeqCst);
+            if !self.has_pending.load(Ordering::SeqCst) {
+                return;
+            }
+        }
     }
 
     pub fn register(self: &Arc<Self>) -> Result<Registration, RegisterError> {
@@ -269,20 +478,17 @@ impl Hub {
         }
         registry.next_id += 1;
         let id = registry.next_id;
-        let skipped = Arc::new(AtomicU64::new(0));
         registry.connections.insert(
             id,
             Connection {
                 query: None,
                 streaming: true,
-                outbox: None,
-                skipped: skipped.clone(),
             },
         );
         Ok(Registration {
             id,
             outbox: None,
-            skipped,
+            earlier_skips: 0,
             hub: self.clone(),
         })
     }
@@ -296,14 +502,15 @@ impl Hub {
                 }
             }
         }
+        self.commit(registry);
     }
 
     /// Sets a connection's search and resumes it. When that changes what
-    /// the connection gets, it gets a fresh queue: the receiver comes back
-    /// and replaces [`Registration::outbox`] (posts queued for the old
-    /// search go with the old one). The same search again, while
-    /// streaming, changes nothing and keeps what is queued. A search the
-    /// source cannot take is refused and the previous one stays.
+    /// the connection gets, it gets a fresh queue: it comes back and
+    /// replaces the registration's (posts queued for the old search go
+    /// with the old one). The same search again, while streaming, changes
+    /// nothing and keeps what is queued. A search the source cannot take
+    /// is refused and the previous one stays.
     pub fn set_query(
         &self,
         id: ConnectionId,
@@ -319,7 +526,7 @@ impl Hub {
                             registry
                                 .searches
                                 .get(q.term())
-                                .is_some_and(|g| g.members.len() == 1)
+                                .is_some_and(|g| g.members == 1)
                         })
                 });
                 let distinct_after = registry.searches.len() + 1 - usize::from(frees_one);
@@ -327,7 +534,6 @@ impl Hub {
                     .map_err(SearchRefused::SourceLimit)?;
             }
         }
-        let outbox_size = self.outbound_queue;
         let Some(connection) = registry.connections.get_mut(&id) else {
             return Ok(OutboxChange::Keep);
         };
@@ -339,19 +545,19 @@ impl Hub {
         if unchanged {
             return Ok(OutboxChange::Keep);
         }
-        let (sender, receiver) = mpsc::channel(outbox_size);
-        connection.outbox = Some(sender);
         let old = connection.query.replace(query.clone());
         let was_streaming = std::mem::replace(&mut connection.streaming, true);
+        let (member, outbox) = outbox(self.outbound_queue);
         let mut changed = false;
         if let (Some(old), true) = (old, was_streaming) {
             changed |= registry.leave_group(id, old.term());
         }
-        changed |= registry.join_group(id, query);
+        changed |= registry.join_group(id, query, member);
         if changed {
             self.publish();
         }
-        Ok(OutboxChange::Replace(Some(receiver)))
+        self.commit(registry);
+        Ok(OutboxChange::Replace(Some(outbox)))
     }
 
     /// Stops or resumes delivery. A change gives the connection a fresh
@@ -359,7 +565,6 @@ impl Hub {
     /// not shown after it); no change keeps everything.
     pub fn set_streaming(&self, id: ConnectionId, streaming: bool) -> OutboxChange {
         let mut registry = self.lock();
-        let outbox_size = self.outbound_queue;
         let Some(connection) = registry.connections.get_mut(&id) else {
             return OutboxChange::Keep;
         };
@@ -368,16 +573,12 @@ impl Hub {
             return OutboxChange::Keep;
         }
         // A stopped connection, or one without a search, needs no queue.
-        let (sender, receiver) = if streaming && connection.query.is_some() {
-            let (sender, receiver) = mpsc::channel(outbox_size);
-            (Some(sender), Some(receiver))
-        } else {
-            (None, None)
-        };
-        connection.outbox = sender;
+        let mut fresh = None;
         if let Some(query) = connection.query.clone() {
             let changed = if streaming {
-                registry.join_group(id, query)
+                let (member, outbox) = outbox(self.outbound_queue);
+                fresh = Some(outbox);
+                registry.join_group(id, query, member)
             } else {
                 registry.leave_group(id, query.term())
             };
@@ -385,7 +586,8 @@ impl Hub {
                 self.publish();
             }
         }
-        OutboxChange::Replace(receiver)
+        self.commit(registry);
+        OutboxChange::Replace(fresh)
     }
 
     /// Checks `tweet` against every active search and queues it for the
@@ -408,55 +610,69 @@ impl Hub {
         routes: Option<&[String]>,
         received_at: Instant,
     ) -> usize {
-        if self.lock().searches.is_empty() || routes.is_some_and(<[String]>::is_empty) {
+        let delivered =
+            self.with_routing(|routing| self.fan_out(routing, tweet, routes, received_at));
+        self.metrics.posts_delivered.inc_by(delivered as u64);
+        delivered
+    }
+
+    /// Runs `work` on the routing as of now (every change made before
+    /// this call applied), as the dispatch does for each post.
+    fn with_routing<R>(&self, work: impl FnOnce(&mut Routing) -> R) -> R {
+        let mut routing = unpoisoned(self.routing.lock());
+        routing.apply(self.take_pending());
+        let result = work(&mut routing);
+        drop(routing);
+        // Changes queued meanwhile, by socket tasks that left them to us.
+        self.settle();
+        result
+    }
+
+    fn fan_out(
+        &self,
+        routing: &mut Routing,
+        tweet: &Arc<Tweet>,
+        routes: Option<&[String]>,
+        received_at: Instant,
+    ) -> usize {
+        if routing.routes.is_empty() || routes.is_some_and(<[String]>::is_empty) {
             // Nobody is searching: do not cut the post into words for nothing.
             return 0;
         }
         let prepared = PreparedPost::new(tweet);
-        let registry = self.lock();
+        let mut candidates = std::mem::take(&mut routing.candidates);
+        match routes {
+            Some(terms) => {
+                candidates.clear();
+                candidates.extend(terms.iter().filter_map(|t| routing.by_term.get(t.as_str())));
+            }
+            None => routing.index.candidates(&prepared, &mut candidates),
+        }
         let mut delivered = 0;
         // Encoded on the first match only: most posts match no one.
         let mut encoded: Option<Arc<EncodedPost>> = None;
-        let mut candidates = Vec::new();
-        let groups: Box<dyn Iterator<Item = &SearchGroup>> = match routes {
-            Some(terms) => Box::new(terms.iter().filter_map(|t| registry.searches.get(t))),
-            None => {
-                registry.index.candidates(&prepared, &mut candidates);
-                Box::new(
-                    candidates
-                        .iter()
-                        .filter_map(|id| registry.terms.get(id))
-                        .filter_map(|term| registry.searches.get(term)),
-                )
-            }
-        };
-        for group in groups {
-            if !group.query.matches(&prepared) {
+        for route in candidates.iter().filter_map(|id| routing.routes.get(id)) {
+            if !route.query.matches(&prepared) {
                 continue;
             }
             let post = encoded
                 .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone(), received_at)))
                 .clone();
-            for id in &group.members {
-                let Some(connection) = registry.connections.get(id) else {
-                    continue;
-                };
+            for (_, member) in &route.members {
                 let delivery = Delivery { post: post.clone() };
-                let Some(outbox) = &connection.outbox else {
-                    continue;
-                };
-                match outbox.try_send(delivery) {
+                match member.sender.try_send(delivery) {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        connection.skipped.fetch_add(1, Ordering::Relaxed);
+                        member.skipped.fetch_add(1, Ordering::Relaxed);
                         self.metrics.posts_skipped.inc();
                     }
-                    // The socket task is gone and will unregister shortly.
+                    // The connection changed its search or left; its
+                    // change is queued and this post was not for it.
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
         }
-        self.metrics.posts_delivered.inc_by(delivered as u64);
+        routing.candidates = candidates;
         delivered
     }
 
@@ -529,7 +745,7 @@ mod tests {
 
     fn texts(registration: &mut Registration) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(Ok(d)) = registration.outbox.as_mut().map(|o| o.try_recv()) {
+        while let Some(d) = registration.try_next() {
             out.push(d.post.tweet.text.clone());
         }
         out
@@ -598,7 +814,7 @@ mod tests {
             hub.dispatch(&tweet(&i.to_string(), "x"));
         }
         assert_eq!(texts(&mut a).len(), 2);
-        assert_eq!(a.skipped.load(Ordering::Relaxed), 3);
+        assert_eq!(a.unreported_skips(), 3);
     }
 
     #[test]
@@ -700,23 +916,215 @@ mod tests {
         for i in 2..5 {
             hub.dispatch(&tweet(&i.to_string(), "x y"));
         }
-        assert_eq!(
-            a.skipped.load(Ordering::Relaxed),
-            2,
-            "queue of 2: 1 and 2 kept"
-        );
+        assert_eq!(a.unreported_skips(), 2, "queue of 2: 1 and 2 kept");
         // A new search: the old queue goes, and the count not yet reported stays.
         search(&hub, &mut a, "y");
         hub.dispatch(&tweet("5", "y"));
         hub.dispatch(&tweet("6", "y"));
         assert_eq!(texts(&mut a), ["y", "y"]);
-        assert_eq!(
-            a.skipped.load(Ordering::Relaxed),
-            2,
-            "never zeroed silently"
-        );
+        assert_eq!(a.unreported_skips(), 2, "never zeroed silently");
         streaming(&hub, &mut a, false);
         hub.dispatch(&tweet("7", "y"));
         assert!(texts(&mut a).is_empty());
+    }
+
+    #[test]
+    fn changes_never_wait_for_a_dispatch_in_progress() {
+        let hub = Hub::new(10, 8, Arc::default());
+        // The dispatch is in the middle of a post, for as long as it likes.
+        let in_progress = hub.routing.lock().unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let socket_side = {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                let mut leaving = hub.register().unwrap();
+                search(&hub, &mut leaving, "cats");
+                drop(leaving);
+                let mut me = hub.register().unwrap();
+                search(&hub, &mut me, "dogs");
+                streaming(&hub, &mut me, false);
+                streaming(&hub, &mut me, true);
+                let active = hub.active_set();
+                let connections = hub.connection_count();
+                done.send((active.len(), connections)).unwrap();
+                me
+            })
+        };
+        let (active, connections) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("socket tasks do not wait for the dispatch");
+        assert_eq!((active, connections), (1, 1));
+        drop(in_progress);
+        let mut me = socket_side.join().unwrap();
+        // The next post sees every change made meanwhile, in order.
+        assert_eq!(hub.dispatch(&tweet("1", "cats and dogs")), 1);
+        assert_eq!(texts(&mut me), ["cats and dogs"]);
+    }
+
+    /// What each connection should get, kept the plain way.
+    #[derive(Clone, Default)]
+    struct Expected {
+        term: Option<&'static str>,
+        streaming: bool,
+    }
+
+    #[test]
+    fn every_post_sees_exactly_the_changes_made_before_it() {
+        const TERMS: [&str; 5] = ["cats", "dogs", "cats OR birds", "-cats dogs", "#rust"];
+        const TEXTS: [&str; 6] = [
+            "cats nap",
+            "dogs run",
+            "birds sing",
+            "cats and dogs",
+            "learning #rust",
+            "nothing",
+        ];
+        let hub = Hub::new(64, 1024, Arc::default());
+        let mut connections: Vec<(Registration, Expected)> = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for step in 0..3000 {
+            // Half of the time the changes wait in the queue for the
+            // dispatch, as when it is busy with a post.
+            let busy = rng.bool().then(|| hub.routing.lock().unwrap());
+            let len = connections.len();
+            match rng.u8(0..10) {
+                0 | 1 if connections.len() < 12 => {
+                    let streaming = Expected {
+                        term: None,
+                        streaming: true,
+                    };
+                    connections.push((hub.register().unwrap(), streaming));
+                }
+                2 if !connections.is_empty() => {
+                    connections.swap_remove(rng.usize(..connections.len()));
+                }
+                3 | 4 if !connections.is_empty() => {
+                    let (registration, expected) = connections.get_mut(rng.usize(..len)).unwrap();
+                    let on = rng.bool();
+                    streaming(&hub, registration, on);
+                    expected.streaming = on;
+                }
+                _ if !connections.is_empty() => {
+                    let (registration, expected) = connections.get_mut(rng.usize(..len)).unwrap();
+                    let term = TERMS[rng.usize(..TERMS.len())];
+                    search(&hub, registration, term);
+                    *expected = Expected {
+                        term: Some(term),
+                        streaming: true,
+                    };
+                }
+                _ => {}
+            }
+            drop(busy);
+            let text = TEXTS[rng.usize(..TEXTS.len())];
+            hub.dispatch(&tweet(&step.to_string(), text));
+            for (registration, expected) in &mut connections {
+                let wanted = expected.streaming
+                    && expected.term.is_some_and(|term| {
+                        query(term).matches(&PreparedPost::new(&tweet("0", text)))
+                    });
+                let got = texts(registration);
+                assert_eq!(
+                    got,
+                    if wanted {
+                        vec![text.to_owned()]
+                    } else {
+                        vec![]
+                    },
+                    "step {step}: {:?} streaming {} on {text:?}",
+                    expected.term,
+                    expected.streaming
+                );
+            }
+        }
+        assert!(connections.iter_mut().all(|(r, _)| r.take_skipped() == 0));
+    }
+
+    #[test]
+    fn changes_from_many_threads_during_dispatch_all_land() {
+        let hub = Hub::new(1000, 4, Arc::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dispatcher = {
+            let (hub, stop) = (hub.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    hub.dispatch(&tweet(&n.to_string(), "cats dogs birds"));
+                }
+            })
+        };
+        let churners: Vec<_> = (0..4)
+            .map(|seed| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(seed);
+                    let mut mine = Vec::new();
+                    for _ in 0..2000 {
+                        match rng.u8(0..4) {
+                            0 => mine.push(hub.register().unwrap()),
+                            1 if !mine.is_empty() => {
+                                mine.swap_remove(rng.usize(..mine.len()));
+                            }
+                            2 if !mine.is_empty() => {
+                                let i = rng.usize(..mine.len());
+                                streaming(&hub, &mut mine[i], rng.bool());
+                            }
+                            _ if !mine.is_empty() => {
+                                let i = rng.usize(..mine.len());
+                                let term = ["cats", "dogs", "birds", "fish"][rng.usize(..4)];
+                                search(&hub, &mut mine[i], term);
+                            }
+                            _ => {}
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut survivors: Vec<Registration> = churners
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        dispatcher.join().unwrap();
+        // Nothing is left in the queue of changes, and the routing is the
+        // registry's: same searches, same streaming members.
+        assert!(hub.take_pending().is_empty());
+        let routing = hub.routing.lock().unwrap();
+        let registry = hub.lock();
+        assert_eq!(routing.routes.len(), registry.searches.len());
+        for group in registry.searches.values() {
+            let route = &routing.routes[&group.id];
+            assert_eq!(route.members.len(), group.members, "{}", group.query.term());
+            assert_eq!(routing.by_term[group.query.term()], group.id);
+        }
+        assert_eq!(routing.index.len(), registry.searches.len());
+        drop((routing, registry));
+        for registration in &mut survivors {
+            while registration.try_next().is_some() {}
+        }
+        let streaming_on_fish_or_cats = hub.dispatch(&tweet("last", "cats fish"));
+        let expected: usize = ["cats", "fish"]
+            .iter()
+            .map(|t| hub.lock().searches.get(*t).map_or(0, |g| g.members))
+            .sum();
+        assert_eq!(streaming_on_fish_or_cats, expected);
+    }
+
+    #[test]
+    fn a_change_made_during_a_dispatch_is_applied_when_it_ends() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut me = hub.register().unwrap();
+        hub.with_routing(|_| {
+            // A socket task changes its search while the post is matched.
+            search(&hub, &mut me, "cats");
+            assert!(hub.has_pending.load(Ordering::SeqCst));
+        });
+        assert!(
+            !hub.has_pending.load(Ordering::SeqCst),
+            "applied, no post needed"
+        );
+        assert_eq!(hub.routing.lock().unwrap().routes.len(), 1);
     }
 }

@@ -1,12 +1,11 @@
 //! One task per browser WebSocket: reads its commands, writes its posts.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -228,18 +227,6 @@ struct Connection<S> {
     last_heard: Instant,
 }
 
-/// The next posts from the queue (at most [`MAX_BATCH`]); never ready while
-/// the connection has no queue (no search, or stopped).
-async fn next_batch(
-    outbox: &mut Option<mpsc::Receiver<Delivery>>,
-    batch: &mut Vec<Delivery>,
-) -> usize {
-    match outbox {
-        Some(outbox) => outbox.recv_many(batch, MAX_BATCH).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Serves one upgraded WebSocket until either side closes it.
 ///
 /// Every idle browser holds this future, so its size matters: the inputs
@@ -394,7 +381,7 @@ impl<S: Transport> Connection<S> {
                         break reason;
                     }
                 }
-                received = next_batch(&mut self.registration.outbox, &mut batch) => {
+                received = self.registration.next_batch(&mut batch, MAX_BATCH) => {
                     if received == 0 {
                         // The hub dropped our queue: only happens on unregister.
                         break Disconnect::ShuttingDown;
@@ -424,7 +411,7 @@ impl<S: Transport> Connection<S> {
                 self.context.metrics.delivery_seconds.observe(waited);
             }
         }
-        let skipped = self.registration.skipped.swap(0, Ordering::Relaxed);
+        let skipped = self.registration.take_skipped();
         if skipped > 0 {
             self.send(&ServerMessage::Skipped { count: skipped })
                 .await?;
