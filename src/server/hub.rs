@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
@@ -29,6 +30,10 @@ pub struct EncodedPost {
     pub json: Box<RawValue>,
     /// When the source handed the post over, for the delivery-time metric.
     pub received_at: Instant,
+    /// The `tweets` frame of this post alone, written by the first
+    /// connection that sends it so: at a steady rate most posts go out
+    /// alone, and every connection then shares one buffer.
+    alone: OnceLock<Utf8Bytes>,
 }
 
 impl EncodedPost {
@@ -39,13 +44,28 @@ impl EncodedPost {
             tweet,
             json,
             received_at,
+            alone: OnceLock::new(),
         }
+    }
+
+    /// The `tweets` frame of this post alone (see [`tweets_frame`]).
+    pub fn alone_frame(&self) -> Utf8Bytes {
+        self.alone
+            .get_or_init(|| frame_of([&*self.json]).into())
+            .clone()
     }
 }
 
 /// The `tweets` message over posts already encoded; the same JSON as
 /// [`crate::wire::ServerMessage::Tweets`] (a unit test holds them equal).
-pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> String {
+pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> Utf8Bytes {
+    match posts {
+        [post] => post.alone_frame(),
+        _ => frame_of(posts.iter().map(|p| &*p.json)).into(),
+    }
+}
+
+fn frame_of<'a>(posts: impl IntoIterator<Item = &'a RawValue>) -> String {
     #[derive(Serialize)]
     struct TweetsFrame<'a> {
         #[serde(rename = "type")]
@@ -54,7 +74,7 @@ pub fn tweets_frame(posts: &[Arc<EncodedPost>]) -> String {
     }
     let frame = TweetsFrame {
         kind: "tweets",
-        tweets: posts.iter().map(|p| &*p.json).collect(),
+        tweets: posts.into_iter().collect(),
     };
     serde_json::to_string(&frame).expect("raw JSON values always serialize")
 }
@@ -761,7 +781,12 @@ mod tests {
         let typed = crate::wire::ServerMessage::Tweets {
             tweets: posts.to_vec(),
         };
-        assert_eq!(tweets_frame(&encoded), typed.to_json());
+        assert_eq!(tweets_frame(&encoded).as_str(), typed.to_json());
+        let alone = crate::wire::ServerMessage::Tweets {
+            tweets: vec![posts[1].clone()],
+        };
+        assert_eq!(tweets_frame(&encoded[1..]).as_str(), alone.to_json());
+        assert_eq!(encoded[1].alone_frame().as_str(), alone.to_json());
     }
 
     #[test]

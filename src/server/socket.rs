@@ -405,7 +405,7 @@ impl<S: Transport> Connection<S> {
     async fn flush(&mut self, batch: &mut Vec<Delivery>) -> Result<(), Disconnect> {
         if !batch.is_empty() {
             let posts: Vec<_> = batch.drain(..).map(|d| d.post).collect();
-            self.write(Message::text(tweets_frame(&posts))).await?;
+            self.write(Message::Text(tweets_frame(&posts))).await?;
             for post in &posts {
                 let waited = post.received_at.elapsed().as_secs_f64();
                 self.context.metrics.delivery_seconds.observe(waited);
