@@ -49,6 +49,21 @@ pub struct Tweet {
     /// (Mastodon's `tags`, Bluesky's facets and `tags`), without `#`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Only in `tweets` messages: the parts of `text` that the receiving
+    /// connection's search matched, for the page to mark (sorted, not
+    /// overlapping). Computed by the server with its own matcher, so a
+    /// mark never disagrees with a match and the page carries no copy of
+    /// the search language. Omitted when empty; the server drops any that
+    /// an incoming post carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<TextRange>,
+}
+
+/// Byte offsets (UTF-8, end exclusive) of a part of a post's text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextRange {
+    pub start: u32,
+    pub end: u32,
 }
 
 /// A link in a post's text: the full address, and where the text shows it.

@@ -1,7 +1,9 @@
 //! What to mark in a post's text: the parts that the search's positive
-//! terms matched (docs/protocol.md, "highlights"). The page calls this with
-//! the same [`Query`] and the same cutting of the text as the server's
-//! matcher, so a mark never disagrees with a match.
+//! terms matched (docs/protocol.md, "highlights"). The server's hub calls
+//! this for each search a post matched and sends the marks with the post
+//! (`marks`); it uses the same cutting of the text as the matcher, so a
+//! mark never disagrees with a match, and the page carries no copy of the
+//! search language.
 
 use super::text::{handle_matches, pieces, text_words, PreparedPost};
 use super::{Expr, Query, Term};

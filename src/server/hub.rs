@@ -18,12 +18,14 @@ use super::sources::{ActiveSearches, SearchGate, SearchWatch, SourcePost};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::query::highlight::{highlights, Range};
 use crate::query::{PreparedPost, Query, SearchId, SearchIndex};
-use crate::wire::Tweet;
+use crate::wire::{TextRange, Tweet};
 
 pub type ConnectionId = u64;
 
-/// A post with its JSON written once, however many connections it goes to.
+/// A post with its JSON written once, however many connections it goes to
+/// (once per search when the searches mark different parts of it).
 #[derive(Debug)]
 pub struct EncodedPost {
     pub tweet: Arc<Tweet>,
@@ -44,6 +46,32 @@ impl EncodedPost {
             tweet,
             json,
             received_at,
+            alone: OnceLock::new(),
+        }
+    }
+
+    /// The post with the marks of one search (see [`Tweet::marks`]),
+    /// written from this encoding.
+    fn with_marks(&self, marks: &[Range]) -> EncodedPost {
+        let marks: Vec<TextRange> = marks
+            .iter()
+            .map(|&(start, end)| TextRange {
+                start: start as u32,
+                end: end as u32,
+            })
+            .collect();
+        let plain = self.json.get();
+        // A post is a JSON object: the marks go in before its last brace,
+        // last, where serialising the field would put them.
+        let mut json = String::with_capacity(plain.len() + 24 * marks.len() + 16);
+        json.push_str(&plain[..plain.len() - 1]);
+        json.push_str(",\"marks\":");
+        json.push_str(&serde_json::to_string(&marks).expect("numbers always serialize"));
+        json.push('}');
+        EncodedPost {
+            tweet: self.tweet.clone(),
+            json: RawValue::from_string(json).expect("an object with one more field"),
+            received_at: self.received_at,
             alone: OnceLock::new(),
         }
     }
@@ -630,6 +658,17 @@ impl Hub {
         routes: Option<&[String]>,
         received_at: Instant,
     ) -> usize {
+        // Marks are the server's to write, per search.
+        let unmarked;
+        let tweet = if tweet.marks.is_empty() {
+            tweet
+        } else {
+            unmarked = Arc::new(Tweet {
+                marks: Vec::new(),
+                ..Tweet::clone(tweet)
+            });
+            &unmarked
+        };
         let delivered =
             self.with_routing(|routing| self.fan_out(routing, tweet, routes, received_at));
         self.metrics.posts_delivered.inc_by(delivered as u64);
@@ -675,9 +714,14 @@ impl Hub {
             if !route.query.matches(&prepared) {
                 continue;
             }
-            let post = encoded
-                .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone(), received_at)))
-                .clone();
+            let plain = encoded
+                .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone(), received_at)));
+            let marks = highlights(&route.query, tweet);
+            let post = if marks.is_empty() {
+                plain.clone()
+            } else {
+                Arc::new(plain.with_marks(&marks))
+            };
             for (_, member) in &route.members {
                 let delivery = Delivery { post: post.clone() };
                 match member.sender.try_send(delivery) {
@@ -787,6 +831,17 @@ mod tests {
         };
         assert_eq!(tweets_frame(&encoded[1..]).as_str(), alone.to_json());
         assert_eq!(encoded[1].alone_frame().as_str(), alone.to_json());
+        let marked = encoded[1].with_marks(&[(0, 2), (3, 7)]);
+        let typed = crate::wire::ServerMessage::Tweets {
+            tweets: vec![Arc::new(Tweet {
+                marks: vec![
+                    TextRange { start: 0, end: 2 },
+                    TextRange { start: 3, end: 7 },
+                ],
+                ..Tweet::clone(&posts[1])
+            })],
+        };
+        assert_eq!(marked.alone_frame().as_str(), typed.to_json());
     }
 
     #[test]
@@ -1151,5 +1206,26 @@ mod tests {
             "applied, no post needed"
         );
         assert_eq!(hub.routing.lock().unwrap().routes.len(), 1);
+    }
+
+    #[test]
+    fn each_search_gets_its_own_marks_and_incoming_ones_are_dropped() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut cats = hub.register().unwrap();
+        let mut author = hub.register().unwrap();
+        search(&hub, &mut cats, "cats");
+        search(&hub, &mut author, "from:n");
+        let post = Arc::new(Tweet {
+            marks: vec![TextRange { start: 0, end: 3 }],
+            ..Tweet::clone(&tweet("1", "big cats nap"))
+        });
+        assert_eq!(hub.dispatch(&post), 2);
+        let json = |r: &mut Registration| r.try_next().unwrap().post.json.get().to_owned();
+        assert!(
+            json(&mut cats).ends_with(r#","marks":[{"start":4,"end":8}]}"#),
+            "the server's own marks for the search"
+        );
+        let plain = json(&mut author);
+        assert!(!plain.contains("marks"), "{plain}");
     }
 }

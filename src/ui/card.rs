@@ -1,5 +1,6 @@
 //! A post's card: avatar, author, the text with its links, searchable tags
-//! and mentions and the marks of the column's search, and a permalink with
+//! and mentions and the marks of the column's search (the server sends
+//! them with the post), and a permalink with
 //! the post's live age. Post text is untrusted: it only ever becomes text
 //! nodes, and only checked http(s) addresses become `href`s.
 
@@ -7,9 +8,8 @@ use leptos::prelude::*;
 
 use super::column::ColumnState;
 use super::feed::{age_label, avatar_src, safe_link, Card, PLACEHOLDER_AVATAR};
-use super::text::{runs, search_href, Kind, Run};
+use super::text::{marks_in, runs, search_href, Kind, Run};
 use super::{clock, PageState};
-use crate::query::highlight::highlights;
 
 #[component]
 pub fn TweetCard(
@@ -46,20 +46,10 @@ pub fn TweetCard(
         .into_any(),
         None => view! { <span class="age">{time}</span> }.into_any(),
     };
-    let text = {
-        let tweet = tweet.clone();
-        move || {
-            let marks = column.query.with(|q| {
-                q.as_ref()
-                    .map(|q| highlights(q, &tweet))
-                    .unwrap_or_default()
-            });
-            runs(&tweet, &marks)
-                .into_iter()
-                .map(|run| render_run(run, on_search_link))
-                .collect_view()
-        }
-    };
+    let text = runs(&tweet, &marks_in(&tweet))
+        .into_iter()
+        .map(|run| render_run(run, on_search_link))
+        .collect_view();
     view! {
         <article class="tweet" class:fadeIn=move || !leaving() class:fadeOut=leaving lang=tweet.lang.clone().unwrap_or_default()>
             <img

@@ -11,7 +11,6 @@ use super::card::TweetCard;
 use super::client::{Command, Link, LinkState};
 use super::feed::{Card, Feed, RateWindow, FADE_MS};
 use super::{clock, ColumnEntry, PageState, DEFAULT_LIMIT, MAX_LIMIT, MIN_LIMIT};
-use crate::query::Query;
 use crate::wire::{ClientMessage, Tweet};
 
 /// Everything one column shows, as signals its WebSocket client writes.
@@ -21,8 +20,6 @@ pub struct ColumnState {
     pub link: RwSignal<LinkState>,
     /// The term of the last `updatedTerm`.
     pub term: RwSignal<Option<String>>,
-    /// That term parsed, for highlights (the server accepted it, so it parses).
-    pub query: RwSignal<Option<Arc<Query>>>,
     pub streaming: RwSignal<bool>,
     pub search_error: RwSignal<String>,
     pub feed: RwSignal<Feed>,
@@ -41,7 +38,6 @@ impl ColumnState {
             id: entry.id,
             link: entry.link,
             term: entry.term,
-            query: RwSignal::new(None),
             streaming: RwSignal::new(true),
             search_error: RwSignal::new(String::new()),
             feed: RwSignal::new(Feed::default()),
@@ -60,9 +56,6 @@ impl ColumnState {
 
     /// The server accepted `term`.
     pub fn accepted(&self, term: String) {
-        // Parsed without a length limit: the server's limit already held.
-        let query = Query::parse(&term, usize::MAX).ok().map(Arc::new);
-        self.query.set(query);
         self.term.set(Some(term));
         self.streaming.set(true);
         self.search_error.set(String::new());

@@ -12,7 +12,7 @@ use js_sys::{Array, Reflect, JSON};
 use leptos::wasm_bindgen::{JsCast, JsValue};
 
 use crate::wire::{
-    ClientMessage, ErrorCode, Limits, PostLink, ServerMessage, Tweet, UpstreamState,
+    ClientMessage, ErrorCode, Limits, PostLink, ServerMessage, TextRange, Tweet, UpstreamState,
 };
 
 /// The text of a message to the server.
@@ -121,6 +121,15 @@ fn tweet(value: &JsValue) -> Option<Tweet> {
         tags: array(value, "tags")
             .iter()
             .filter_map(|t| t.as_string())
+            .collect(),
+        marks: array(value, "marks")
+            .iter()
+            .filter_map(|mark| {
+                Some(TextRange {
+                    start: number(&mark, "start")? as u32,
+                    end: number(&mark, "end")? as u32,
+                })
+            })
             .collect(),
     })
 }

@@ -29,6 +29,26 @@ pub struct Run {
     pub parts: Vec<(String, bool)>,
 }
 
+/// The post's marks (from the server) that can be shown: sorted, not
+/// overlapping, inside the text and on its characters. Anything else is
+/// dropped, so a wrong offset never cuts a character or panics.
+pub fn marks_in(tweet: &Tweet) -> Vec<Range> {
+    let text = tweet.text.as_str();
+    let mut marks: Vec<Range> = Vec::new();
+    for mark in &tweet.marks {
+        let (start, end) = (mark.start as usize, mark.end as usize);
+        let fits = start < end
+            && end <= text.len()
+            && text.is_char_boundary(start)
+            && text.is_char_boundary(end)
+            && marks.last().is_none_or(|&(_, last_end)| last_end <= start);
+        if fits {
+            marks.push((start, end));
+        }
+    }
+    marks
+}
+
 /// The text as runs, in order; their texts joined are exactly `tweet.text`.
 pub fn runs(tweet: &Tweet, marks: &[Range]) -> Vec<Run> {
     let text = tweet.text.as_str();
@@ -172,6 +192,38 @@ mod tests {
         runs.iter()
             .flat_map(|r| r.parts.iter().map(|(t, _)| t.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn only_marks_that_fit_the_text_are_kept() {
+        use crate::wire::TextRange;
+        let mark = |start, end| TextRange { start, end };
+        let post = Tweet {
+            // "é" is two bytes: 1..2 would cut it.
+            text: "héllo wörld".into(),
+            marks: vec![
+                mark(0, 6),
+                mark(1, 2),
+                mark(4, 9),
+                mark(7, 13),
+                mark(9, 9),
+                mark(13, 400),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(marks_in(&post), [(0, 6), (7, 13)]);
+        let marked: Vec<_> = runs(&post, &marks_in(&post))
+            .into_iter()
+            .flat_map(|r| r.parts)
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("héllo".to_owned(), true),
+                (" ".to_owned(), false),
+                ("wörld".to_owned(), true)
+            ]
+        );
     }
 
     #[test]

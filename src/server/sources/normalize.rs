@@ -48,6 +48,7 @@ pub fn to_tweet(source: &str, raw: RawPost<'_>) -> Tweet {
             .filter(|l| is_http_url(&l.url))
             .collect(),
         tags: raw.tags,
+        marks: Vec::new(),
     }
 }
 
