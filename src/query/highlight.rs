@@ -21,27 +21,54 @@ pub type Range = (usize, usize);
 /// phrase that matched only a link's full address (the text shows a
 /// shortened form) marks the link's visible text.
 pub fn highlights(query: &Query, tweet: &Tweet) -> Vec<Range> {
-    let full = PreparedPost::new(tweet);
-    let mut terms = Vec::new();
-    if !satisfied_terms(query.expr(), &full, &mut terms) {
-        return Vec::new();
+    Highlighter::new(tweet).marks(query, &PreparedPost::new(tweet))
+}
+
+/// One post cut once, to be marked for any number of searches: the hub
+/// marks a post for every search it matched.
+pub struct Highlighter {
+    /// The text alone (no author or language), cut like the matcher cuts it.
+    text_post: PreparedPost,
+    layout: Layout,
+    /// Each link the text shows, with its full address cut like a post.
+    links: Vec<(Range, PreparedPost)>,
+}
+
+impl Highlighter {
+    pub fn new(tweet: &Tweet) -> Highlighter {
+        let text = &tweet.text;
+        Highlighter {
+            text_post: PreparedPost::from_parts(text, &tweet.screen_name, tweet.lang.as_deref()),
+            layout: Layout::of(text),
+            links: tweet
+                .links
+                .iter()
+                .filter_map(|link| {
+                    let range = link.visible_range(text)?;
+                    Some((range, PreparedPost::from_parts(&link.url, "", None)))
+                })
+                .collect(),
+        }
     }
-    let text = &tweet.text;
-    let post = PreparedPost::from_parts(text, &tweet.screen_name, tweet.lang.as_deref());
-    let layout = Layout::of(text);
-    let mut marks = Vec::new();
-    for term in &terms {
-        layout.mark(term, &post, &mut marks);
-        for link in &tweet.links {
-            if let Some(range) = link.visible_range(text) {
-                let address = PreparedPost::from_parts(&link.url, "", None);
-                if Expr::Term((*term).clone()).matches(&address) {
-                    marks.push(range);
+
+    /// The marks for `query` (see [`highlights`]); `full` is the whole post
+    /// as the matcher prepared it ([`PreparedPost::new`]).
+    pub fn marks(&self, query: &Query, full: &PreparedPost) -> Vec<Range> {
+        let mut terms = Vec::new();
+        if !satisfied_terms(query.expr(), full, &mut terms) {
+            return Vec::new();
+        }
+        let mut marks = Vec::new();
+        for term in &terms {
+            self.layout.mark(term, &self.text_post, &mut marks);
+            for (range, address) in &self.links {
+                if term.matches(address) {
+                    marks.push(*range);
                 }
             }
         }
+        merge(marks)
     }
-    merge(marks)
 }
 
 /// Collects the positive terms of the parts of `expr` that hold for

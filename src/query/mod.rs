@@ -57,18 +57,24 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
+impl Term {
+    fn matches(&self, post: &PreparedPost) -> bool {
+        match self {
+            Term::Word(word) => post.has_piece(word),
+            Term::WholeWord(word) => post.has_whole_word(word),
+            Term::Phrase(words) => post.has_phrase(words),
+            Term::Hashtag(tag) => post.has_hashtag(tag),
+            Term::Mention(handle) => post.has_mention(handle),
+            Term::From(handle) => post.is_from(handle),
+            Term::Lang(lang) => post.has_lang(lang),
+        }
+    }
+}
+
 impl Expr {
     fn matches(&self, post: &PreparedPost) -> bool {
         match self {
-            Expr::Term(term) => match term {
-                Term::Word(word) => post.has_piece(word),
-                Term::WholeWord(word) => post.has_whole_word(word),
-                Term::Phrase(words) => post.has_phrase(words),
-                Term::Hashtag(tag) => post.has_hashtag(tag),
-                Term::Mention(handle) => post.has_mention(handle),
-                Term::From(handle) => post.is_from(handle),
-                Term::Lang(lang) => post.has_lang(lang),
-            },
+            Expr::Term(term) => term.matches(post),
             Expr::Not(inner) => !inner.matches(post),
             Expr::And(all) => all.iter().all(|e| e.matches(post)),
             Expr::Or(any) => any.iter().any(|e| e.matches(post)),

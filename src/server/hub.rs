@@ -18,7 +18,7 @@ use super::sources::{ActiveSearches, SearchGate, SearchWatch, SourcePost};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::query::highlight::{highlights, Range};
+use crate::query::highlight::{Highlighter, Range};
 use crate::query::{PreparedPost, Query, SearchId, SearchIndex};
 use crate::wire::{TextRange, Tweet};
 
@@ -708,19 +708,31 @@ impl Hub {
             None => routing.index.candidates(&prepared, &mut candidates),
         }
         let mut delivered = 0;
-        // Encoded on the first match only: most posts match no one.
+        // Encoded and cut for marks on the first match only: most posts
+        // match no one.
         let mut encoded: Option<Arc<EncodedPost>> = None;
+        let mut highlighter: Option<Highlighter> = None;
+        let mut marked: Vec<(Vec<Range>, Arc<EncodedPost>)> = Vec::new();
         for route in candidates.iter().filter_map(|id| routing.routes.get(id)) {
             if !route.query.matches(&prepared) {
                 continue;
             }
             let plain = encoded
                 .get_or_insert_with(|| Arc::new(EncodedPost::new(tweet.clone(), received_at)));
-            let marks = highlights(&route.query, tweet);
+            let marks = highlighter
+                .get_or_insert_with(|| Highlighter::new(tweet))
+                .marks(&route.query, &prepared);
+            // Searches that mark the same parts share one encoding (and
+            // one frame): a post matched by many searches is usually
+            // marked in a few ways only.
             let post = if marks.is_empty() {
                 plain.clone()
+            } else if let Some((_, post)) = marked.iter().find(|(m, _)| *m == marks) {
+                post.clone()
             } else {
-                Arc::new(plain.with_marks(&marks))
+                let post = Arc::new(plain.with_marks(&marks));
+                marked.push((marks, post.clone()));
+                post
             };
             for (_, member) in &route.members {
                 let delivery = Delivery { post: post.clone() };
