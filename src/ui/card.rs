@@ -80,7 +80,6 @@ pub fn TweetCard(
             </div>
         </article>
     }
-    .into_any()
 }
 
 fn render_parts(parts: Vec<(String, bool)>) -> AnyView {

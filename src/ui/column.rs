@@ -253,7 +253,6 @@ pub fn Column(entry: ColumnEntry, page: PageState) -> impl IntoView {
             <ColumnResults state page on_search_link/>
         </section>
     }
-    .into_any()
 }
 
 fn column_label(state: ColumnState) -> String {
@@ -323,11 +322,10 @@ fn ColumnResults(
             <For
                 each=move || state.feed.get().cards
                 key=|card| card.key
-                children=move |card: Card| view! { <TweetCard card column=state page on_search_link/> }.into_any()
+                children=move |card: Card| view! { <TweetCard card column=state page on_search_link/> }
             />
         </div>
     }
-    .into_any()
 }
 
 /// Whether focus moves to another element of the same list.

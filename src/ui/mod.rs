@@ -317,7 +317,7 @@ fn SearchPage() -> impl IntoView {
                 <For
                     each=move || page.columns.get()
                     key=|entry| entry.id
-                    children=move |entry: ColumnEntry| view! { <Column entry page/> }.into_any()
+                    children=move |entry: ColumnEntry| view! { <Column entry page/> }
                 />
             </div>
         </main>
@@ -420,8 +420,11 @@ fn start_page_tasks(page: PageState) {
     }
 }
 
-// The page is split into parts whose views are type-erased (`into_any`):
-// one nested view type for the whole page is too deep for the compiler.
+// The page's parts keep their concrete view types: each type erased with
+// `into_any` carries its own copies of the build, rebuild and (sync and
+// async) hydration code in the WASM, which cost the columns, the results
+// list, the masthead and the card 20.6 KB with brotli
+// (docs/building.md, "Page weight").
 
 #[component]
 fn Masthead(
@@ -442,7 +445,6 @@ fn Masthead(
             </p>
         </header>
     }
-    .into_any()
 }
 
 /// `85 posts/s`, or one decimal under 10 (`2.5 posts/s`). Integer
