@@ -4,6 +4,7 @@
 //! the post's live age. Post text is untrusted: it only ever becomes text
 //! nodes, and only checked http(s) addresses become `href`s.
 
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 
 use super::column::ColumnState;
@@ -40,11 +41,10 @@ pub fn TweetCard(
     };
     let time = view! { <time datetime=created_at.clone()>{age}</time> };
     let stamp = match permalink {
-        Some(href) => view! {
+        Some(href) => Either::Left(view! {
             <a class="permalink" href=href target="_blank" rel="noopener noreferrer">{time}</a>
-        }
-        .into_any(),
-        None => view! { <span class="age">{time}</span> }.into_any(),
+        }),
+        None => Either::Right(view! { <span class="age">{time}</span> }),
     };
     let text = runs(&tweet, &marks_in(&tweet))
         .into_iter()
@@ -82,31 +82,29 @@ pub fn TweetCard(
     }
 }
 
-fn render_parts(parts: Vec<(String, bool)>) -> AnyView {
+fn render_parts(parts: Vec<(String, bool)>) -> impl IntoView {
     parts
         .into_iter()
         .map(|(text, marked)| {
             if marked {
-                view! { <mark>{text}</mark> }.into_any()
+                Either::Left(view! { <mark>{text}</mark> })
             } else {
-                text.into_any()
+                Either::Right(text)
             }
         })
         .collect_view()
-        .into_any()
 }
 
-fn render_run(run: Run, on_search_link: Callback<String>) -> AnyView {
+fn render_run(run: Run, on_search_link: Callback<String>) -> impl IntoView {
     let parts = render_parts(run.parts);
     match run.kind {
-        Kind::Plain => parts,
-        Kind::Link { href } => view! {
+        Kind::Plain => EitherOf3::A(parts),
+        Kind::Link { href } => EitherOf3::B(view! {
             <a href=href target="_blank" rel="noopener noreferrer nofollow">{parts}</a>
-        }
-        .into_any(),
+        }),
         Kind::Search { search } => {
             let href = search_href(&search);
-            view! {
+            EitherOf3::C(view! {
                 <a
                     class="search-link"
                     href=href
@@ -124,8 +122,7 @@ fn render_run(run: Run, on_search_link: Callback<String>) -> AnyView {
                 >
                     {parts}
                 </a>
-            }
-            .into_any()
+            })
         }
     }
 }

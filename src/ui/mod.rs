@@ -423,7 +423,8 @@ fn start_page_tasks(page: PageState) {
 // The page's parts keep their concrete view types: each type erased with
 // `into_any` carries its own copies of the build, rebuild and (sync and
 // async) hydration code in the WASM, which cost the columns, the results
-// list, the masthead and the card 20.6 KB with brotli
+// list, the masthead and the card 20.6 KB with brotli, and the card's
+// alternatives as erased views another 7.6 KB
 // (docs/building.md, "Page weight").
 
 #[component]
