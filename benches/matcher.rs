@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
             .collect();
         let mut index = SearchIndex::new();
         for (i, query) in queries.iter().enumerate() {
-            index.insert(i as u32, query);
+            index.insert(i as u64, query);
         }
         let post = &prepared[0];
         if n <= 10_000 {

@@ -18,7 +18,9 @@ use super::text::KeyKind;
 use super::{Expr, PreparedPost, Query, Term};
 
 /// Identifies a search inside the index; chosen by the caller.
-pub type SearchId = u32;
+/// 64 bits, so ids are never reused: a reused id could file a new search
+/// under an old one that is still active.
+pub type SearchId = u64;
 
 const KINDS: usize = 6;
 
@@ -162,7 +164,12 @@ mod tests {
         Query::parse(term, 512).unwrap()
     }
 
-    fn candidates(index: &SearchIndex, text: &str, author: &str, lang: Option<&str>) -> Vec<u32> {
+    fn candidates(
+        index: &SearchIndex,
+        text: &str,
+        author: &str,
+        lang: Option<&str>,
+    ) -> Vec<SearchId> {
         let mut out = Vec::new();
         index.candidates(&PreparedPost::from_parts(text, author, lang), &mut out);
         out
@@ -183,7 +190,7 @@ mod tests {
             "leptos -react",
         ];
         for (i, term) in searches.iter().enumerate() {
-            index.insert(i as u32, &query(term));
+            index.insert(i as SearchId, &query(term));
         }
         assert_eq!(candidates(&index, "I love Rust", "x", None), [0, 1]);
         assert_eq!(candidates(&index, "go home", "x", None), [1]);
@@ -298,14 +305,14 @@ mod differential {
             let queries: Vec<Query> = terms.iter().filter_map(|t| Query::parse(t, 512).ok()).collect();
             let mut index = SearchIndex::new();
             for (i, query) in queries.iter().enumerate() {
-                index.insert(i as u32, query);
+                index.insert(i as SearchId, query);
             }
             let mut candidates = Vec::new();
             for (text, author, lang) in &posts {
                 let post = PreparedPost::from_parts(text, author, lang.as_deref());
-                let plain: Vec<u32> = (0..queries.len() as u32).filter(|&i| queries[i as usize].matches(&post)).collect();
+                let plain: Vec<SearchId> = (0..queries.len() as SearchId).filter(|&i| queries[i as usize].matches(&post)).collect();
                 index.candidates(&post, &mut candidates);
-                let indexed: Vec<u32> = candidates.iter().copied().filter(|&i| queries[i as usize].matches(&post)).collect();
+                let indexed: Vec<SearchId> = candidates.iter().copied().filter(|&i| queries[i as usize].matches(&post)).collect();
                 prop_assert_eq!(plain, indexed, "post {:?} by {} ({:?})", text, author, lang);
             }
         }

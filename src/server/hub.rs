@@ -158,8 +158,10 @@ pub struct Registration {
     /// Posts for this connection; `None` while it has no search or is
     /// stopped: an idle browser holds no queue.
     outbox: Option<Outbox>,
-    /// Posts skipped by queues already replaced, not yet reported.
-    earlier_skips: u64,
+    /// The skip counters of queues already replaced, kept until reported
+    /// and no longer shared with the dispatch: a post it found a full old
+    /// queue for just before the switch is still counted.
+    retired: Vec<Arc<AtomicU64>>,
     hub: Arc<Hub>,
 }
 
@@ -170,7 +172,9 @@ impl Registration {
     pub fn apply(&mut self, change: OutboxChange) {
         if let OutboxChange::Replace(outbox) = change {
             if let Some(old) = std::mem::replace(&mut self.outbox, outbox) {
-                self.earlier_skips += old.skipped.swap(0, Ordering::Relaxed);
+                // Dropping the receiver closes the queue: no more posts,
+                // and no more skips, once the dispatch sees it.
+                self.retired.push(old.skipped);
             }
         }
     }
@@ -195,7 +199,8 @@ impl Registration {
             .outbox
             .as_ref()
             .map_or(0, |o| o.skipped.load(Ordering::Relaxed));
-        self.earlier_skips + current
+        let retired: u64 = self.retired.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        retired + current
     }
 
     /// Matching posts dropped for this connection since the last call.
@@ -204,7 +209,13 @@ impl Registration {
             .outbox
             .as_ref()
             .map_or(0, |o| o.skipped.swap(0, Ordering::Relaxed));
-        std::mem::take(&mut self.earlier_skips) + current
+        let mut retired = 0;
+        self.retired.retain(|counter| {
+            retired += counter.swap(0, Ordering::Relaxed);
+            // Still shared: the dispatch has not let go of the old queue.
+            Arc::strong_count(counter) > 1
+        });
+        retired + current
     }
 }
 
@@ -294,7 +305,6 @@ impl Registry {
             }
             None => {
                 let search = self.next_search_id;
-                // Ids are reused only after 2^32 distinct searches, long gone by then.
                 self.next_search_id = self.next_search_id.wrapping_add(1);
                 self.searches.insert(
                     query.term().to_owned(),
@@ -536,7 +546,7 @@ impl Hub {
         Ok(Registration {
             id,
             outbox: None,
-            earlier_skips: 0,
+            retired: Vec::new(),
             hub: self.clone(),
         })
     }
@@ -593,9 +603,11 @@ impl Hub {
         if unchanged {
             return Ok(OutboxChange::Keep);
         }
+        // Made before any state changes, so nothing is left half-changed
+        // if it fails.
+        let (member, outbox) = outbox(self.outbound_queue);
         let old = connection.query.replace(query.clone());
         let was_streaming = std::mem::replace(&mut connection.streaming, true);
-        let (member, outbox) = outbox(self.outbound_queue);
         let mut changed = false;
         if let (Some(old), true) = (old, was_streaming) {
             changed |= registry.leave_group(id, old.term());
@@ -616,19 +628,23 @@ impl Hub {
         let Some(connection) = registry.connections.get_mut(&id) else {
             return OutboxChange::Keep;
         };
-        let was = std::mem::replace(&mut connection.streaming, streaming);
-        if was == streaming {
+        if connection.streaming == streaming {
             return OutboxChange::Keep;
         }
         // A stopped connection, or one without a search, needs no queue.
-        let mut fresh = None;
-        if let Some(query) = connection.query.clone() {
-            let changed = if streaming {
+        // Made before any state changes, as in `set_query`.
+        let (member, fresh) = match (&connection.query, streaming) {
+            (Some(_), true) => {
                 let (member, outbox) = outbox(self.outbound_queue);
-                fresh = Some(outbox);
-                registry.join_group(id, query, member)
-            } else {
-                registry.leave_group(id, query.term())
+                (Some(member), Some(outbox))
+            }
+            _ => (None, None),
+        };
+        connection.streaming = streaming;
+        if let Some(query) = connection.query.clone() {
+            let changed = match member {
+                Some(member) => registry.join_group(id, query, member),
+                None => registry.leave_group(id, query.term()),
             };
             if changed {
                 self.publish();
@@ -704,6 +720,9 @@ impl Hub {
             Some(terms) => {
                 candidates.clear();
                 candidates.extend(terms.iter().filter_map(|t| routing.by_term.get(t.as_str())));
+                // A search the upstream names twice still gets the post once.
+                candidates.sort_unstable();
+                candidates.dedup();
             }
             None => routing.index.candidates(&prepared, &mut candidates),
         }
@@ -1239,5 +1258,41 @@ mod tests {
         );
         let plain = json(&mut author);
         assert!(!plain.contains("marks"), "{plain}");
+    }
+
+    #[test]
+    fn a_skip_on_the_old_queue_during_a_switch_is_still_reported() {
+        let hub = Hub::new(10, 1, Arc::default());
+        let mut me = hub.register().unwrap();
+        search(&hub, &mut me, "x");
+        // The dispatch is in the middle of a post for "x" when the search
+        // changes: the old queue is still in its table.
+        let mut in_progress = hub.routing.lock().unwrap();
+        search(&hub, &mut me, "y");
+        let old = in_progress
+            .routes
+            .values_mut()
+            .find(|r| r.query.term() == "x");
+        // It found the old queue full just before the switch.
+        old.unwrap().members[0]
+            .1
+            .skipped
+            .fetch_add(1, Ordering::Relaxed);
+        drop(in_progress);
+        assert_eq!(me.take_skipped(), 1);
+        // Once the dispatch has let go of the old queue, its counter goes.
+        hub.dispatch(&tweet("1", "y"));
+        assert_eq!(me.take_skipped(), 0);
+        assert!(me.retired.is_empty());
+    }
+
+    #[test]
+    fn a_search_named_twice_by_the_upstream_gets_the_post_once() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut me = hub.register().unwrap();
+        search(&hub, &mut me, "cats");
+        let routes = ["cats".to_owned(), "cats".to_owned()];
+        assert_eq!(hub.dispatch_routed(&tweet("1", "cats"), Some(&routes)), 1);
+        assert_eq!(texts(&mut me), ["cats"]);
     }
 }
