@@ -66,6 +66,19 @@ pub struct TextRange {
     pub end: u32,
 }
 
+impl TextRange {
+    /// The range as byte offsets into `text`, when it is a part of it: not
+    /// empty, not past the end, and on character boundaries.
+    pub fn within(&self, text: &str) -> Option<(usize, usize)> {
+        let (start, end) = (self.start as usize, self.end as usize);
+        (start < end
+            && end <= text.len()
+            && text.is_char_boundary(start)
+            && text.is_char_boundary(end))
+        .then_some((start, end))
+    }
+}
+
 /// A link in a post's text: the full address, and where the text shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostLink {
@@ -83,12 +96,11 @@ impl PostLink {
     /// The byte range of the link's visible text in `text`, when it is one
     /// (a range that is empty, past the end or not on characters is not).
     pub fn visible_range(&self, text: &str) -> Option<(usize, usize)> {
-        let (start, end) = (self.start as usize, self.end as usize);
-        (start < end
-            && end <= text.len()
-            && text.is_char_boundary(start)
-            && text.is_char_boundary(end))
-        .then_some((start, end))
+        TextRange {
+            start: self.start,
+            end: self.end,
+        }
+        .within(text)
     }
 }
 

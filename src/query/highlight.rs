@@ -27,7 +27,8 @@ pub fn highlights(query: &Query, tweet: &Tweet) -> Vec<Range> {
 /// One post cut once, to be marked for any number of searches: the hub
 /// marks a post for every search it matched.
 pub struct Highlighter {
-    /// The text alone (no author or language), cut like the matcher cuts it.
+    /// The post without the links' full addresses and the source's tags,
+    /// so its pieces line up with the text's.
     text_post: PreparedPost,
     layout: Layout,
     /// Each link the text shows, with its full address cut like a post.

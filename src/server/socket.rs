@@ -825,13 +825,17 @@ mod tests {
             })
         }
 
-        #[tokio::test(start_paused = true)]
-        async fn a_browser_that_never_answers_pings_is_closed_after_the_idle_timeout() {
-            let limits = LimitSettings {
+        fn pings_every_second_idle_after_three() -> LimitSettings {
+            LimitSettings {
                 ping_interval_secs: 1,
                 idle_timeout_secs: 3,
                 ..Default::default()
-            };
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_browser_that_never_answers_pings_is_closed_after_the_idle_timeout() {
+            let limits = pings_every_second_idle_after_three();
             let started = Instant::now();
             let (server, mut browser) = connect(limits, 64).await;
             let mut pings = 0;
@@ -855,11 +859,7 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn a_browser_that_answers_pings_stays_connected() {
-            let limits = LimitSettings {
-                ping_interval_secs: 1,
-                idle_timeout_secs: 3,
-                ..Default::default()
-            };
+            let limits = pings_every_second_idle_after_three();
             let started = Instant::now();
             let (server, mut browser) = connect(limits, 64).await;
             while started.elapsed() < Duration::from_secs(30) {

@@ -36,14 +36,10 @@ pub fn marks_in(tweet: &Tweet) -> Vec<Range> {
     let text = tweet.text.as_str();
     let mut marks: Vec<Range> = Vec::new();
     for mark in &tweet.marks {
-        let (start, end) = (mark.start as usize, mark.end as usize);
-        let fits = start < end
-            && end <= text.len()
-            && text.is_char_boundary(start)
-            && text.is_char_boundary(end)
-            && marks.last().is_none_or(|&(_, last_end)| last_end <= start);
-        if fits {
-            marks.push((start, end));
+        if let Some((start, end)) = mark.within(text) {
+            if marks.last().is_none_or(|&(_, last_end)| last_end <= start) {
+                marks.push((start, end));
+            }
         }
     }
     marks
