@@ -1,128 +1,268 @@
-//! A post's card: avatar, author, the text with its links, searchable tags
-//! and mentions and the marks of the column's search (the server sends
-//! them with the post), and a permalink with
-//! the post's live age. Post text is untrusted: it only ever becomes text
-//! nodes, and only checked http(s) addresses become `href`s.
+//! A column's post cards: avatar, author, the text with its links,
+//! searchable tags and mentions and the marks of the column's search (the
+//! server sends them with the post), and a permalink with the post's live
+//! age. Post text is untrusted: it only ever becomes text nodes, and only
+//! checked http(s) addresses become `href`s.
+//!
+//! The cards are built with the DOM directly rather than as Leptos views.
+//! They are never rendered on the server (a column starts empty), so they
+//! need no hydration, and a card's view types cost the WASM bundle far more
+//! than these few calls: 18 KB with brotli for the cards and their keyed
+//! list (docs/building.md, "Page weight"). The list is small (at most 20
+//! cards staying and those fading out), so it is brought in line with the
+//! column's [`Feed`] by a plain keyed walk.
 
-use leptos::either::{Either, EitherOf3};
-use leptos::prelude::*;
+use leptos::wasm_bindgen::{JsCast, JsValue};
+use leptos::web_sys::{Document, Element, HtmlImageElement, MouseEvent, Node};
 
-use super::column::ColumnState;
-use super::feed::{age_label, avatar_src, safe_link, Card, PLACEHOLDER_AVATAR};
-use super::text::{marks_in, runs, search_href, Kind, Run};
-use super::{clock, PageState};
+use super::address::deep_link_terms;
+use super::feed::{age_label, avatar_src, safe_link, Card, Feed, PLACEHOLDER_AVATAR};
+use super::text::{marks_in, runs, search_href, Kind};
 
-#[component]
-pub fn TweetCard(
-    card: Card,
-    column: ColumnState,
-    page: PageState,
-    on_search_link: Callback<String>,
-) -> impl IntoView {
-    let key = card.key;
-    let tweet = card.tweet;
-    let leaving = move || column.feed.with(|f| f.is_leaving(key));
-    let avatar = avatar_src(&tweet.user_profile_image);
-    let permalink = safe_link(tweet.url.as_deref());
-    let handle = format!("@{}", tweet.screen_name);
-    let alt = format!("Avatar of {}", tweet.name);
-    let created_at = tweet.created_at.clone();
-    let created_ms = clock::parse_ms(&created_at);
-    let age = {
-        let created_at = created_at.clone();
-        move || {
-            let now = page.now_ms.get().max(clock::now_ms());
-            age_label(
-                (now - created_ms) / 1000.0,
-                &created_at,
-                clock::current_year(),
-            )
+/// The cards a column shows, in the order of its container's children
+/// (newest first).
+#[derive(Default)]
+pub struct CardList {
+    shown: Vec<ShownCard>,
+}
+
+struct ShownCard {
+    key: u64,
+    root: Element,
+    time: Element,
+    created_ms: f64,
+    created_at: String,
+    age: String,
+    leaving: bool,
+}
+
+impl CardList {
+    /// Makes `container` show `feed`: new cards built and put in place,
+    /// fading ones marked, removed ones taken out, and every age brought
+    /// up to `now_ms`.
+    pub fn sync(&mut self, container: &Element, feed: &Feed, now_ms: f64, year: i32) {
+        let Some(document) = container.owner_document() else {
+            return;
+        };
+        let mut previous = std::mem::take(&mut self.shown);
+        for card in &feed.cards {
+            let mut shown = match previous.iter().position(|s| s.key == card.key) {
+                Some(at) => previous.swap_remove(at),
+                None => match build(&document, card) {
+                    Ok(shown) => shown,
+                    // Only a browser out of memory fails to make elements;
+                    // the post is then left out rather than half shown.
+                    Err(_) => continue,
+                },
+            };
+            if card.leaving != shown.leaving {
+                shown.leaving = card.leaving;
+                shown.root.set_class_name(card_class(card.leaving));
+            }
+            self.shown.push(shown);
         }
-    };
-    let time = view! { <time datetime=created_at.clone()>{age}</time> };
-    let stamp = match permalink {
-        Some(href) => Either::Left(view! {
-            <a class="permalink" href=href target="_blank" rel="noopener noreferrer">{time}</a>
-        }),
-        None => Either::Right(view! { <span class="age">{time}</span> }),
-    };
-    let text = runs(&tweet, &marks_in(&tweet))
-        .into_iter()
-        .map(|run| render_run(run, on_search_link))
-        .collect_view();
-    view! {
-        <article class="tweet" class:fadeIn=move || !leaving() class:fadeOut=leaving lang=tweet.lang.clone().unwrap_or_default()>
-            <img
-                class="avatar"
-                src=avatar
-                alt=alt
-                width="48"
-                height="48"
-                loading="lazy"
-                referrerpolicy="no-referrer"
-                on:error=move |ev| {
-                    // A broken avatar link still gets an image, once.
-                    let img = event_target::<leptos::web_sys::HtmlImageElement>(&ev);
-                    if !img.src().ends_with(PLACEHOLDER_AVATAR) {
-                        img.set_src(PLACEHOLDER_AVATAR);
-                    }
-                }
-            />
-            <div class="tweet-body">
-                <div class="author">
-                    <span class="full-name" dir="auto">{tweet.name.clone()}</span>
-                    " "
-                    <span class="username" dir="auto">{handle}</span>
-                    " "
-                    {stamp}
-                </div>
-                <p class="text" dir="auto">{text}</p>
-            </div>
-        </article>
+        for gone in previous {
+            gone.root.remove();
+        }
+
+        let mut cursor: Option<Node> = container.first_child();
+        for shown in &mut self.shown {
+            let root: &Node = shown.root.as_ref();
+            if cursor.as_ref() == Some(root) {
+                cursor = root.next_sibling();
+            } else {
+                let _ = container.insert_before(root, cursor.as_ref());
+            }
+            let age = age_label(
+                (now_ms - shown.created_ms) / 1000.0,
+                &shown.created_at,
+                year,
+            );
+            if age != shown.age {
+                shown.time.set_text_content(Some(&age));
+                shown.age = age;
+            }
+        }
     }
 }
 
-fn render_parts(parts: Vec<(String, bool)>) -> impl IntoView {
-    parts
-        .into_iter()
-        .map(|(text, marked)| {
-            if marked {
-                Either::Left(view! { <mark>{text}</mark> })
-            } else {
-                Either::Right(text)
-            }
-        })
-        .collect_view()
+fn card_class(leaving: bool) -> &'static str {
+    if leaving {
+        "tweet fadeOut"
+    } else {
+        "tweet fadeIn"
+    }
 }
 
-fn render_run(run: Run, on_search_link: Callback<String>) -> impl IntoView {
-    let parts = render_parts(run.parts);
-    match run.kind {
-        Kind::Plain => EitherOf3::A(parts),
-        Kind::Link { href } => EitherOf3::B(view! {
-            <a href=href target="_blank" rel="noopener noreferrer nofollow">{parts}</a>
-        }),
-        Kind::Search { search } => {
-            let href = search_href(&search);
-            EitherOf3::C(view! {
-                <a
-                    class="search-link"
-                    href=href
-                    on:click=move |ev: leptos::ev::MouseEvent| {
-                        // A plain click searches in this column; with a
-                        // modifier or another button the browser opens the
-                        // link as usual (a new tab with that search).
-                        let plain = ev.button() == 0
-                            && !(ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key());
-                        if plain {
-                            ev.prevent_default();
-                            on_search_link.run(search.clone());
-                        }
-                    }
-                >
-                    {parts}
-                </a>
-            })
+fn element(
+    document: &Document,
+    tag: &str,
+    attributes: &[(&str, &str)],
+) -> Result<Element, JsValue> {
+    let element = document.create_element(tag)?;
+    for (name, value) in attributes {
+        element.set_attribute(name, value)?;
+    }
+    Ok(element)
+}
+
+fn append(parent: &Element, child: &Element) -> Result<(), JsValue> {
+    parent.append_with_node_1(child)
+}
+
+/// An element holding only `text`, as a text node.
+fn text_element(
+    document: &Document,
+    tag: &str,
+    attributes: &[(&str, &str)],
+    text: &str,
+) -> Result<Element, JsValue> {
+    let element = element(document, tag, attributes)?;
+    element.set_text_content(Some(text));
+    Ok(element)
+}
+
+fn build(document: &Document, card: &Card) -> Result<ShownCard, JsValue> {
+    let tweet = &card.tweet;
+    let root = element(
+        document,
+        "article",
+        &[
+            ("class", card_class(false)),
+            ("lang", tweet.lang.as_deref().unwrap_or_default()),
+        ],
+    )?;
+    append(
+        &root,
+        &element(
+            document,
+            "img",
+            &[
+                ("class", "avatar"),
+                ("src", &avatar_src(&tweet.user_profile_image)),
+                ("alt", &format!("Avatar of {}", tweet.name)),
+                ("width", "48"),
+                ("height", "48"),
+                ("loading", "lazy"),
+                ("referrerpolicy", "no-referrer"),
+            ],
+        )?,
+    )?;
+
+    let author = element(document, "div", &[("class", "author")])?;
+    let auto = ("dir", "auto");
+    append(
+        &author,
+        &text_element(
+            document,
+            "span",
+            &[("class", "full-name"), auto],
+            &tweet.name,
+        )?,
+    )?;
+    author.append_with_str_1(" ")?;
+    append(
+        &author,
+        &text_element(
+            document,
+            "span",
+            &[("class", "username"), auto],
+            &format!("@{}", tweet.screen_name),
+        )?,
+    )?;
+    author.append_with_str_1(" ")?;
+    let time = element(document, "time", &[("datetime", &tweet.created_at)])?;
+    let stamp = match safe_link(tweet.url.as_deref()) {
+        Some(href) => element(
+            document,
+            "a",
+            &[
+                ("class", "permalink"),
+                ("href", &href),
+                ("target", "_blank"),
+                ("rel", "noopener noreferrer"),
+            ],
+        )?,
+        None => element(document, "span", &[("class", "age")])?,
+    };
+    append(&stamp, &time)?;
+    append(&author, &stamp)?;
+
+    let text = element(document, "p", &[("class", "text"), auto])?;
+    for run in runs(tweet, &marks_in(tweet)) {
+        let link = match run.kind {
+            Kind::Plain => None,
+            Kind::Link { href } => Some(element(
+                document,
+                "a",
+                &[
+                    ("href", &href),
+                    ("target", "_blank"),
+                    ("rel", "noopener noreferrer nofollow"),
+                ],
+            )?),
+            Kind::Search { search } => Some(element(
+                document,
+                "a",
+                &[("class", "search-link"), ("href", &search_href(&search))],
+            )?),
+        };
+        let parent = link.as_ref().unwrap_or(&text);
+        for (part, marked) in &run.parts {
+            if *marked {
+                append(parent, &text_element(document, "mark", &[], part)?)?;
+            } else {
+                parent.append_with_str_1(part)?;
+            }
         }
+        if let Some(link) = &link {
+            text.append_with_node_1(link)?;
+        }
+    }
+
+    let body = element(document, "div", &[("class", "tweet-body")])?;
+    append(&body, &author)?;
+    append(&body, &text)?;
+    append(&root, &body)?;
+    Ok(ShownCard {
+        key: card.key,
+        root,
+        time,
+        created_ms: super::clock::parse_ms(&tweet.created_at),
+        created_at: tweet.created_at.clone(),
+        // Empty, so that the first sync writes the age.
+        age: String::new(),
+        leaving: false,
+    })
+}
+
+/// The search of the `a.search-link` a plain click went to, if it did. A
+/// click with a modifier or another button is left to the browser, which
+/// opens the link as usual (a new tab with that search).
+pub fn search_link_clicked(event: &MouseEvent) -> Option<String> {
+    let plain = event.button() == 0
+        && !(event.ctrl_key() || event.meta_key() || event.shift_key() || event.alt_key());
+    if !plain {
+        return None;
+    }
+    let target: Element = event.target()?.dyn_into().ok()?;
+    let link = target.closest("a.search-link").ok()??;
+    let search = deep_link_terms(&link.get_attribute("href")?)
+        .into_iter()
+        .next()?;
+    event.prevent_default();
+    Some(search)
+}
+
+/// A broken avatar link still gets an image, once.
+pub fn avatar_failed(event: &leptos::web_sys::Event) {
+    let Some(image) = event
+        .target()
+        .and_then(|t| t.dyn_into::<HtmlImageElement>().ok())
+    else {
+        return;
+    };
+    if image.class_name() == "avatar" && !image.src().ends_with(PLACEHOLDER_AVATAR) {
+        image.set_src(PLACEHOLDER_AVATAR);
     }
 }

@@ -5,7 +5,7 @@
 //! does not notice a dead network path for minutes, and two `ping`s without
 //! a `pong` count as a lost connection.
 
-use futures::channel::mpsc;
+#[cfg(feature = "hydrate")]
 use leptos::prelude::*;
 
 use super::column::ColumnState;
@@ -25,7 +25,7 @@ pub enum LinkState {
     Reconnecting,
 }
 
-/// What the page asks of the client task.
+/// What the page asks of the client.
 #[derive(Clone, Debug)]
 pub enum Command {
     Send(ClientMessage),
@@ -33,33 +33,35 @@ pub enum Command {
     Close,
 }
 
-/// A handle the page's event handlers use to reach the client task.
+/// A handle the page's event handlers use to reach the column's client.
+/// On the server no client runs: commands do nothing there.
 #[derive(Clone, Copy)]
 pub struct Link {
-    /// Sender: the page's handlers. Receiver: the client task, which sends
-    /// each message once connected (queued while reconnecting). On the
-    /// server no task runs and the receiver is dropped: sends do nothing.
-    commands: StoredValue<mpsc::UnboundedSender<Command>>,
+    #[cfg(feature = "hydrate")]
+    client: StoredValue<browser::Shared, LocalStorage>,
 }
 
 impl Link {
-    /// Creates the column's link; in the browser also starts its task.
+    /// Creates the column's link; in the browser also connects.
     pub fn start(column: ColumnState, page: PageState) -> Link {
-        let (sender, receiver) = mpsc::unbounded();
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(browser::run(column, page, receiver));
+        return Link {
+            client: StoredValue::new_local(browser::Client::start(column, page)),
+        };
         #[cfg(not(feature = "hydrate"))]
-        let _ = (column, page, receiver);
-        Link {
-            commands: StoredValue::new(sender),
+        {
+            let _ = (column, page);
+            Link {}
         }
     }
 
     pub fn send(&self, command: Command) {
-        self.commands.with_value(|sender| {
-            // Fails only when no client task runs (server-side rendering).
-            let _ = sender.unbounded_send(command);
-        });
+        #[cfg(feature = "hydrate")]
+        // Gone only after the column is disposed, when nothing is left to do.
+        self.client
+            .try_with_value(|client| browser::Client::command(client, command));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = command;
     }
 }
 
@@ -78,31 +80,278 @@ pub fn backoff_ms(failures: u32, random: f64) -> u32 {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use futures::{SinkExt, StreamExt};
-    use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
-    use gloo_timers::future::{IntervalStream, TimeoutFuture};
+    //! The client on the browser's own `WebSocket` and its callbacks. A
+    //! client on async streams (gloo-net, futures' channels and `select`)
+    //! did the same in 7 KB more of the WASM bundle with brotli
+    //! (docs/building.md, "Page weight").
+
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::{Rc, Weak};
+
+    use gloo_timers::callback::{Interval, Timeout};
     use leptos::prelude::*;
+    use leptos::wasm_bindgen::closure::Closure;
+    use leptos::wasm_bindgen::JsCast;
+    use leptos::web_sys::{MessageEvent, WebSocket};
 
     use super::{backoff_ms, Command, LinkState, PING_INTERVAL_MS, UNANSWERED_PINGS_LIMIT};
     use crate::ui::column::ColumnState;
     use crate::ui::PageState;
     use crate::wire::{ClientMessage, ErrorCode, ServerMessage};
 
-    pub async fn run(
+    pub type Shared = Rc<RefCell<Client>>;
+
+    /// One column's client: at most one connection at a time, and between
+    /// connections a timer that makes the next one.
+    pub struct Client {
         column: ColumnState,
         page: PageState,
-        mut commands: futures::channel::mpsc::UnboundedReceiver<Command>,
-    ) {
-        let url = socket_url();
-        let mut failures = 0;
-        loop {
-            match session(&column, &page, &url, &mut commands).await {
-                Ended::Closed => return,
-                Ended::Served => failures = 0,
-                Ended::Failed => failures += 1,
+        url: String,
+        /// What the person did while no connection was ready, oldest
+        /// first: sent once the next one has restored the column's state.
+        waiting: VecDeque<ClientMessage>,
+        session: Option<Session>,
+        /// The session that ended last, kept until the next one starts:
+        /// the callback that ended it may still be running.
+        ended: Option<Session>,
+        reconnect: Option<Timeout>,
+        /// Connections in a row that failed, for the backoff.
+        failures: u32,
+        /// The column is gone: no more connections.
+        closed: bool,
+        this: Weak<RefCell<Client>>,
+    }
+
+    /// One connection, from open to close.
+    struct Session {
+        socket: WebSocket,
+        /// The server sent `hello`: it accepted the connection.
+        greeted: bool,
+        /// Restoring a stopped stream takes two messages, and `updateTerm`
+        /// resumes delivery on its own: until the server confirms the stop,
+        /// posts are held back and the toggle keeps saying "Start".
+        restoring_stop: bool,
+        /// The server was full (`serverBusy`) and closes.
+        turned_away: bool,
+        unanswered_pings: u32,
+        pings: Option<Interval>,
+        _on_message: Closure<dyn FnMut(MessageEvent)>,
+        _on_close: Closure<dyn FnMut()>,
+    }
+
+    /// Runs `act` on the client behind `weak`, unless it is gone. Browsers
+    /// run one callback at a time and none of the client's calls dispatch
+    /// a socket event at once, so the client is never borrowed already.
+    fn with_client(weak: &Weak<RefCell<Client>>, act: impl FnOnce(&mut Client)) {
+        if let Some(client) = weak.upgrade() {
+            if let Ok(mut client) = client.try_borrow_mut() {
+                act(&mut client);
             }
-            column.link.set(LinkState::Reconnecting);
-            TimeoutFuture::new(backoff_ms(failures, js_sys::Math::random())).await;
+        }
+    }
+
+    impl Client {
+        pub fn start(column: ColumnState, page: PageState) -> Shared {
+            let client = Rc::new_cyclic(|this| {
+                RefCell::new(Client {
+                    column,
+                    page,
+                    url: socket_url(),
+                    waiting: VecDeque::new(),
+                    session: None,
+                    ended: None,
+                    reconnect: None,
+                    failures: 0,
+                    closed: false,
+                    this: this.clone(),
+                })
+            });
+            client.borrow_mut().connect();
+            client
+        }
+
+        pub fn command(client: &Shared, command: Command) {
+            let Ok(mut client) = client.try_borrow_mut() else {
+                return;
+            };
+            match command {
+                Command::Send(message) => {
+                    if !client.send_now(&message) {
+                        client.waiting.push_back(message);
+                    }
+                }
+                Command::Close => {
+                    client.closed = true;
+                    client.reconnect = None;
+                    client.waiting.clear();
+                    client.end_session();
+                }
+            }
+        }
+
+        fn connect(&mut self) {
+            self.reconnect = None;
+            self.ended = None;
+            let Ok(socket) = WebSocket::new(&self.url) else {
+                self.failures += 1;
+                self.retry_later();
+                return;
+            };
+            let this = self.this.clone();
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                let text = event.data().as_string();
+                with_client(&this, |client| client.received(text.as_deref()));
+            });
+            let this = self.this.clone();
+            let on_close = Closure::<dyn FnMut()>::new(move || {
+                with_client(&this, Client::end_session);
+            });
+            socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+            self.session = Some(Session {
+                socket,
+                greeted: false,
+                restoring_stop: false,
+                turned_away: false,
+                unanswered_pings: 0,
+                pings: None,
+                _on_message: on_message,
+                _on_close: on_close,
+            });
+        }
+
+        /// Sends `message` if a connection is ready for it.
+        fn send_now(&mut self, message: &ClientMessage) -> bool {
+            match &self.session {
+                Some(session) if session.greeted => session
+                    .socket
+                    .send_with_str(&crate::ui::json::encode(message))
+                    .is_ok(),
+                _ => false,
+            }
+        }
+
+        fn received(&mut self, text: Option<&str>) {
+            let Some(message) = text.and_then(decode) else {
+                leptos::logging::warn!("ignoring a message the page does not understand");
+                return;
+            };
+            let (column, page) = (self.column, self.page);
+            let Some(session) = self.session.as_mut() else {
+                return;
+            };
+            if !session.greeted {
+                // Until `hello`, the server has not taken the connection.
+                if let ServerMessage::Hello { source, .. } = message {
+                    page.source.set(Some(source));
+                    column.link.set(LinkState::Connected);
+                    session.greeted = true;
+                    self.greeted();
+                }
+                return;
+            }
+            match message {
+                ServerMessage::Pong => session.unanswered_pings = 0,
+                ServerMessage::StreamState { streaming: false } if session.restoring_stop => {
+                    session.restoring_stop = false;
+                    column.streaming.set(false);
+                }
+                ServerMessage::UpdatedTerm { .. } | ServerMessage::Tweets { .. }
+                    if session.restoring_stop => {}
+                message @ ServerMessage::Error {
+                    code: ErrorCode::ServerBusy,
+                    ..
+                } => {
+                    // The server is full and closes: back off as after a failure.
+                    session.turned_away = true;
+                    column.link.set(LinkState::Reconnecting);
+                    apply(&column, &page, message);
+                }
+                message => apply(&column, &page, message),
+            }
+        }
+
+        /// The server took the connection: the column's search and
+        /// stop/start state first, then what the person did meanwhile.
+        fn greeted(&mut self) {
+            let column = self.column;
+            if let Some(term) = column.term.get_untracked() {
+                let stopped = !column.streaming.get_untracked();
+                let mut restore = vec![ClientMessage::UpdateTerm { term }];
+                if stopped {
+                    restore.push(ClientMessage::StopStream);
+                }
+                if let Some(session) = self.session.as_mut() {
+                    session.restoring_stop = stopped;
+                }
+                for message in &restore {
+                    if !self.send_now(message) {
+                        return;
+                    }
+                }
+            }
+            while let Some(message) = self.waiting.pop_front() {
+                if !self.send_now(&message) {
+                    self.waiting.push_front(message);
+                    return;
+                }
+            }
+            let this = self.this.clone();
+            let pings = Interval::new(PING_INTERVAL_MS, move || {
+                with_client(&this, Client::ping_due)
+            });
+            if let Some(session) = self.session.as_mut() {
+                session.pings = Some(pings);
+            }
+        }
+
+        fn ping_due(&mut self) {
+            let Some(session) = self.session.as_mut() else {
+                return;
+            };
+            let unanswered = session.unanswered_pings;
+            if unanswered >= UNANSWERED_PINGS_LIMIT {
+                leptos::logging::warn!("no answer to {unanswered} pings: reconnecting");
+                self.end_session();
+                return;
+            }
+            session.unanswered_pings += 1;
+            if !self.send_now(&ClientMessage::Ping) {
+                self.end_session();
+            }
+        }
+
+        /// Closes the connection, if any, and unless the column is gone
+        /// makes the next one after the backoff.
+        fn end_session(&mut self) {
+            let Some(session) = self.session.take() else {
+                return;
+            };
+            session.socket.set_onmessage(None);
+            session.socket.set_onclose(None);
+            let _ = session.socket.close();
+            if session.greeted && !session.turned_away {
+                self.failures = 0;
+            } else {
+                self.failures += 1;
+            }
+            self.ended = Some(Session {
+                pings: None,
+                ..session
+            });
+            if !self.closed {
+                self.retry_later();
+            }
+        }
+
+        fn retry_later(&mut self) {
+            self.column.link.set(LinkState::Reconnecting);
+            let this = self.this.clone();
+            let delay = backoff_ms(self.failures, js_sys::Math::random());
+            self.reconnect = Some(Timeout::new(delay, move || {
+                with_client(&this, Client::connect);
+            }));
         }
     }
 
@@ -118,140 +367,8 @@ mod browser {
         format!("{scheme}://{host}/ws")
     }
 
-    enum Event {
-        Incoming(Result<Message, WebSocketError>),
-        Outgoing(Command),
-        PingDue,
-        Closed,
-    }
-
-    enum Ended {
-        /// The server greeted and served us: reconnect soon.
-        Served,
-        /// Refused, unreachable or turned away: back off.
-        Failed,
-        /// The column was closed: stop for good.
-        Closed,
-    }
-
-    /// One connection, from open to close.
-    async fn session(
-        column: &ColumnState,
-        page: &PageState,
-        url: &str,
-        commands: &mut futures::channel::mpsc::UnboundedReceiver<Command>,
-    ) -> Ended {
-        let Ok(socket) = WebSocket::open(url) else {
-            return Ended::Failed;
-        };
-        let (mut write, mut read) = socket.split();
-        // Until `hello`, keep the column's queued commands: the search and
-        // stop state are restored first, then what the person did meanwhile.
-        loop {
-            match read.next().await {
-                Some(Ok(message)) => {
-                    if let Some(ServerMessage::Hello { source, .. }) = decode(&message) {
-                        page.source.set(Some(source));
-                        column.link.set(LinkState::Connected);
-                        break;
-                    }
-                }
-                _ => return Ended::Failed,
-            }
-        }
-        let mut restore = Vec::new();
-        // Restoring a stopped stream takes two messages, and `updateTerm`
-        // resumes delivery on its own: until the server confirms the stop,
-        // posts are held back and the toggle keeps saying "Start".
-        let mut restoring_stop = false;
-        if let Some(term) = column.term.get_untracked() {
-            restore.push(ClientMessage::UpdateTerm { term });
-            if !column.streaming.get_untracked() {
-                restore.push(ClientMessage::StopStream);
-                restoring_stop = true;
-            }
-        }
-        for message in restore {
-            if write.send(encode(&message)).await.is_err() {
-                return Ended::Served;
-            }
-        }
-        let incoming = read
-            .map(Event::Incoming)
-            .chain(futures::stream::once(futures::future::ready(Event::Closed)));
-        let outgoing = commands.by_ref().map(Event::Outgoing);
-        let pings = IntervalStream::new(PING_INTERVAL_MS).map(|_| Event::PingDue);
-        let mut events =
-            futures::stream::select(incoming, futures::stream::select(outgoing, pings));
-        let mut turned_away = false;
-        let mut unanswered = 0;
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Incoming(Ok(message)) => match decode(&message) {
-                    Some(ServerMessage::Pong) => unanswered = 0,
-                    Some(ServerMessage::StreamState { streaming: false }) if restoring_stop => {
-                        restoring_stop = false;
-                        column.streaming.set(false);
-                    }
-                    Some(ServerMessage::UpdatedTerm { .. } | ServerMessage::Tweets { .. })
-                        if restoring_stop => {}
-                    Some(
-                        message @ ServerMessage::Error {
-                            code: ErrorCode::ServerBusy,
-                            ..
-                        },
-                    ) => {
-                        // The server is full and closes: back off as after a failure.
-                        turned_away = true;
-                        column.link.set(LinkState::Reconnecting);
-                        apply(column, page, message);
-                    }
-                    Some(message) => apply(column, page, message),
-                    None => {}
-                },
-                Event::Incoming(Err(_)) | Event::Closed => break,
-                Event::Outgoing(Command::Send(message)) => {
-                    if write.send(encode(&message)).await.is_err() {
-                        break;
-                    }
-                }
-                Event::Outgoing(Command::Close) => {
-                    let _ = write.close().await;
-                    return Ended::Closed;
-                }
-                Event::PingDue => {
-                    if unanswered >= UNANSWERED_PINGS_LIMIT {
-                        leptos::logging::warn!("no answer to {unanswered} pings: reconnecting");
-                        let _ = write.close().await;
-                        break;
-                    }
-                    unanswered += 1;
-                    if write.send(encode(&ClientMessage::Ping)).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        if turned_away {
-            Ended::Failed
-        } else {
-            Ended::Served
-        }
-    }
-
-    fn encode(message: &ClientMessage) -> Message {
-        Message::Text(crate::ui::json::encode(message))
-    }
-
-    fn decode(message: &Message) -> Option<ServerMessage> {
-        let Message::Text(text) = message else {
-            return None;
-        };
-        let decoded = crate::ui::json::decode(text);
-        if decoded.is_none() {
-            leptos::logging::warn!("ignoring a message the page does not understand");
-        }
-        decoded
+    fn decode(text: &str) -> Option<ServerMessage> {
+        crate::ui::json::decode(text)
     }
 
     fn apply(column: &ColumnState, page: &PageState, message: ServerMessage) {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
-use super::card::TweetCard;
 use super::client::{Command, Link, LinkState};
-use super::feed::{Card, Feed, RateWindow, FADE_MS};
+use super::feed::{Feed, RateWindow, FADE_MS};
 use super::{clock, ColumnEntry, PageState, DEFAULT_LIMIT, MAX_LIMIT, MIN_LIMIT};
 use crate::wire::{ClientMessage, Tweet};
 
@@ -278,6 +277,20 @@ fn ColumnResults(
             state.rate.with(|r| r.per_minute(clock::now_ms()))
         )
     };
+    let container = NodeRef::<leptos::html::Div>::new();
+    // The cards follow the feed and the clock (their ages); only the
+    // browser shows cards, so the server renders the list empty.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |list: Option<super::card::CardList>| {
+        let mut list = list.unwrap_or_default();
+        let now = page.now_ms.get().max(clock::now_ms());
+        if let Some(container) = container.get() {
+            state.feed.with(|feed| {
+                list.sync(&container, feed, now, clock::current_year());
+            });
+        }
+        list
+    });
     let leave = move || {
         state.pointer_inside.set(false);
         if !state.focus_inside.get_untracked() {
@@ -307,6 +320,21 @@ fn ColumnResults(
         <div
             id=first.then_some("tweet-container")
             class="tweet-container"
+            node_ref=container
+            on:click=move |ev: leptos::ev::MouseEvent| {
+                #[cfg(feature = "hydrate")]
+                if let Some(search) = super::card::search_link_clicked(&ev) {
+                    on_search_link.run(search);
+                }
+                #[cfg(not(feature = "hydrate"))]
+                let _ = (ev, on_search_link);
+            }
+            on:error:capture=move |ev| {
+                #[cfg(feature = "hydrate")]
+                super::card::avatar_failed(&ev);
+                #[cfg(not(feature = "hydrate"))]
+                let _ = ev;
+            }
             on:pointerenter=move |_| state.pointer_inside.set(true)
             on:pointerleave=move |_| leave()
             on:focusin=move |_| state.focus_inside.set(true)
@@ -319,11 +347,6 @@ fn ColumnResults(
                 }
             }
         >
-            <For
-                each=move || state.feed.get().cards
-                key=|card| card.key
-                children=move |card: Card| view! { <TweetCard card column=state page on_search_link/> }
-            />
         </div>
     }
 }

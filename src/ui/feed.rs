@@ -67,10 +67,6 @@ impl Feed {
     pub fn clear(&mut self) {
         self.cards.clear();
     }
-
-    pub fn is_leaving(&self, key: u64) -> bool {
-        self.cards.iter().any(|c| c.key == key && c.leaving)
-    }
 }
 
 /// A column's matching posts over the last minute, for its `.rate`.
