@@ -29,6 +29,9 @@ pub enum LinkState {
 #[derive(Clone, Debug)]
 pub enum Command {
     Send(ClientMessage),
+    /// The column opened: connect (and reconnect whenever the connection
+    /// is lost) until it closes.
+    Open,
     /// The column is gone: close the WebSocket and stop.
     Close,
 }
@@ -42,7 +45,7 @@ pub struct Link {
 }
 
 impl Link {
-    /// Creates the column's link; in the browser also connects.
+    /// Creates the column's link, not connected until [`Command::Open`].
     pub fn start(column: ColumnState, page: PageState) -> Link {
         #[cfg(feature = "hydrate")]
         return Link {
@@ -118,7 +121,7 @@ mod browser {
         reconnect: Option<Timeout>,
         /// Connections in a row that failed, for the backoff.
         failures: u32,
-        /// The column is gone: no more connections.
+        /// The column is closed (or not open yet): no connections.
         closed: bool,
         this: Weak<RefCell<Client>>,
     }
@@ -153,7 +156,7 @@ mod browser {
 
     impl Client {
         pub fn start(column: ColumnState, page: PageState) -> Shared {
-            let client = Rc::new_cyclic(|this| {
+            Rc::new_cyclic(|this| {
                 RefCell::new(Client {
                     column,
                     page,
@@ -163,12 +166,10 @@ mod browser {
                     ended: None,
                     reconnect: None,
                     failures: 0,
-                    closed: false,
+                    closed: true,
                     this: this.clone(),
                 })
-            });
-            client.borrow_mut().connect();
-            client
+            })
         }
 
         pub fn command(client: &Shared, command: Command) {
@@ -179,6 +180,14 @@ mod browser {
                 Command::Send(message) => {
                     if !client.send_now(&message) {
                         client.waiting.push_back(message);
+                    }
+                }
+                Command::Open => {
+                    if client.closed {
+                        client.closed = false;
+                        client.failures = 0;
+                        client.column.link.set(LinkState::Connecting);
+                        client.connect();
                     }
                 }
                 Command::Close => {

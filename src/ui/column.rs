@@ -49,6 +49,20 @@ impl ColumnState {
         }
     }
 
+    /// Back to an empty column, for a place that was closed.
+    fn reset(&self) {
+        self.term.set(None);
+        self.streaming.set(true);
+        self.search_error.set(String::new());
+        self.feed.set(Feed::default());
+        self.limit.set(DEFAULT_LIMIT);
+        self.skipped.set(0);
+        self.held.set(Vec::new());
+        self.pointer_inside.set(false);
+        self.focus_inside.set(false);
+        self.rate.set(RateWindow::default());
+    }
+
     fn is_first(&self) -> bool {
         self.id == 0
     }
@@ -144,6 +158,21 @@ pub fn Column(entry: ColumnEntry, page: PageState) -> impl IntoView {
     if let Some(term) = entry.initial.clone() {
         link.send(Command::Send(ClientMessage::UpdateTerm { term }));
     }
+    let id = state.id;
+    let open = move || page.is_open(id);
+    // A place connects when it opens; when it closes, its WebSocket is
+    // closed and it is emptied for the next column opened there.
+    Effect::new(move |was_open: Option<bool>| {
+        let now_open = open();
+        if now_open && was_open != Some(true) {
+            link.send(Command::Open);
+        } else if !now_open && was_open == Some(true) {
+            link.send(Command::Close);
+            state.reset();
+            typed.set(String::new());
+        }
+        now_open
+    });
     let search = move |term: String| {
         typed.set(term.clone());
         link.send(Command::Send(ClientMessage::UpdateTerm { term }));
@@ -169,7 +198,6 @@ pub fn Column(entry: ColumnEntry, page: PageState) -> impl IntoView {
         state.apply_limit();
     };
     let on_search_link = Callback::new(search);
-    let id = state.id;
     let first = state.is_first();
     let has_term = move || state.term.with(Option::is_some);
     let close = (!first).then(|| {
@@ -185,7 +213,12 @@ pub fn Column(entry: ColumnEntry, page: PageState) -> impl IntoView {
         }
     });
     view! {
-        <section class="column" aria-label=move || column_label(state)>
+        <section
+            class=move || if open() { "column" } else { "column-place" }
+            data-column=id.to_string()
+            hidden=move || !open()
+            aria-label=move || column_label(state)
+        >
             {close}
             <form class="search search-form" name=first.then_some("search") on:submit=on_submit>
                 <label for=element_id(id, "searchTerm") class="visually-hidden">"Search"</label>

@@ -80,10 +80,12 @@ pub fn App() -> impl IntoView {
     view! { <SearchPage/> }
 }
 
-/// A column as the page knows it: what the address and the title need.
+/// One of the page's [`MAX_COLUMNS`] column places, as the page knows it:
+/// what the address and the title need.
 #[derive(Clone)]
 pub struct ColumnEntry {
-    /// 0 for the first column, which is never closed.
+    /// Its place, 0 to `MAX_COLUMNS - 1`; 0 is the first column, which is
+    /// always open.
     pub id: u32,
     /// The search from the address, sent as soon as the column connects.
     pub initial: Option<String>,
@@ -110,8 +112,10 @@ pub struct PageState {
     pub source: RwSignal<Option<String>>,
     /// The source's posts per second, from `stats`.
     pub source_rate: RwSignal<Option<f64>>,
-    pub columns: RwSignal<Vec<ColumnEntry>>,
-    next_column: StoredValue<u32>,
+    /// Every column place, open or not.
+    entries: StoredValue<Vec<ColumnEntry>>,
+    /// The open columns' places, in the order they are shown.
+    pub columns: RwSignal<Vec<u32>>,
     /// The time, refreshed every few seconds for ages and rates.
     pub now_ms: RwSignal<f64>,
     /// Posts that arrived while the tab was hidden.
@@ -132,20 +136,17 @@ const ANNOUNCE_EVERY_MS: u32 = 10_000;
 
 impl PageState {
     fn new(initial: Vec<String>) -> Self {
-        let mut columns: Vec<ColumnEntry> = initial
-            .into_iter()
-            .enumerate()
-            .map(|(i, term)| ColumnEntry::new(i as u32, Some(term)))
+        let open = initial.len().clamp(1, MAX_COLUMNS) as u32;
+        let mut initial = initial.into_iter();
+        let entries = (0..MAX_COLUMNS as u32)
+            .map(|id| ColumnEntry::new(id, initial.next()))
             .collect();
-        if columns.is_empty() {
-            columns.push(ColumnEntry::new(0, None));
-        }
         PageState {
             upstream: RwSignal::new(None),
             source: RwSignal::new(None),
             source_rate: RwSignal::new(None),
-            next_column: StoredValue::new(columns.len() as u32),
-            columns: RwSignal::new(columns),
+            entries: StoredValue::new(entries),
+            columns: RwSignal::new((0..open).collect()),
             now_ms: RwSignal::new(clock::now_ms()),
             unseen: RwSignal::new(0),
             hidden: RwSignal::new(false),
@@ -154,20 +155,19 @@ impl PageState {
         }
     }
 
+    /// Opens the first closed place as the last column.
     pub fn add_column(&self) {
-        if self.columns.with_untracked(Vec::len) >= MAX_COLUMNS {
-            return;
-        }
-        let id = self.next_column.get_value();
-        self.next_column.set_value(id + 1);
-        self.columns
-            .update(|columns| columns.push(ColumnEntry::new(id, None)));
+        self.columns.update(|columns| {
+            if let Some(id) = (0..MAX_COLUMNS as u32).find(|id| !columns.contains(id)) {
+                columns.push(id);
+            }
+        });
     }
 
     pub fn close_column(&self, id: u32) {
         if id != 0 {
             self.columns
-                .update(|columns| columns.retain(|c| c.id != id));
+                .update(|columns| columns.retain(|open| *open != id));
         }
     }
 
@@ -198,9 +198,18 @@ impl PageState {
     }
 
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub fn is_open(&self, id: u32) -> bool {
+        self.columns.with(|columns| columns.contains(&id))
+    }
+
+    /// The column at place `id`.
+    pub fn entry(&self, id: u32) -> Option<ColumnEntry> {
+        self.entries
+            .with_value(|entries| entries.get(id as usize).cloned())
+    }
+
     fn first_term(&self) -> Option<String> {
-        self.columns
-            .with(|columns| columns.first().and_then(|c| c.term.get()))
+        self.entry(0).and_then(|first| first.term.get())
     }
 
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -277,13 +286,12 @@ fn SearchPage() -> impl IntoView {
     start_page_tasks(page);
 
     let first_link = move || {
-        page.columns.with(|columns| {
-            columns
-                .first()
-                .map(|c| c.link.get())
-                .unwrap_or(LinkState::Connecting)
-        })
+        page.entry(0)
+            .map(|first| first.link.get())
+            .unwrap_or(LinkState::Connecting)
     };
+    let columns = NodeRef::<leptos::html::Div>::new();
+    keep_columns_in_order(page, columns);
     let link_label = move || {
         let upstream = page.upstream.get();
         match (first_link(), upstream) {
@@ -320,12 +328,17 @@ fn SearchPage() -> impl IntoView {
                     "+ Add column"
                 </button>
             </div>
-            <div class="columns">
-                <For
-                    each=move || page.columns.get()
-                    key=|entry| entry.id
-                    children=move |entry: ColumnEntry| view! { <Column entry page/> }
-                />
+            // Every place is rendered, the closed ones hidden: the page
+            // then hydrates a fixed list instead of a keyed one, which
+            // costs the WASM bundle 9.7 KB less with brotli (docs/building.md,
+            // "Page weight"). Only open places are `section.column`.
+            <div class="columns" node_ref=columns>
+                {page
+                    .entries
+                    .get_value()
+                    .into_iter()
+                    .map(|entry| view! { <Column entry page/> })
+                    .collect_view()}
             </div>
         </main>
         <div id="announcer" class="visually-hidden" aria-live="polite" role="status">
@@ -400,9 +413,12 @@ fn start_page_tasks(page: PageState) {
         // any search was accepted (until then it keeps the deep link).
         let any_accepted = StoredValue::new(false);
         Effect::new(move |_| {
-            let terms: Vec<String> = page
-                .columns
-                .with(|columns| columns.iter().filter_map(|c| c.term.get()).collect());
+            let terms: Vec<String> = page.columns.with(|columns| {
+                columns
+                    .iter()
+                    .filter_map(|&id| page.entry(id).and_then(|c| c.term.get()))
+                    .collect()
+            });
             if terms.is_empty() && !any_accepted.get_value() {
                 return;
             }
@@ -427,6 +443,39 @@ fn start_page_tasks(page: PageState) {
     {
         let _ = (page, TICK_MS, ANNOUNCE_EVERY_MS);
     }
+}
+
+/// Shows the open columns in the order they were opened: a column opened
+/// in a place freed by a closed one goes last, as in a list. Moving the
+/// elements is safe: the places are a fixed list that Leptos never
+/// rebuilds.
+fn keep_columns_in_order(page: PageState, container: NodeRef<leptos::html::Div>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let order = page.columns.get();
+        let Some(container) = container.get() else {
+            return;
+        };
+        // Only what is out of order moves, so focus stays where it is.
+        let mut previous: Option<leptos::web_sys::Element> = None;
+        for id in order {
+            let selector = format!(":scope > [data-column=\"{id}\"]");
+            let Ok(Some(section)) = container.query_selector(&selector) else {
+                continue;
+            };
+            let in_order = previous.as_ref().is_none_or(|previous| {
+                previous.compare_document_position(&section)
+                    & leptos::web_sys::Node::DOCUMENT_POSITION_FOLLOWING
+                    != 0
+            });
+            if !in_order {
+                let _ = container.append_child(&section);
+            }
+            previous = Some(section);
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (page, container);
 }
 
 // The page's parts keep their concrete view types: each type erased with
