@@ -57,6 +57,61 @@ pub struct Tweet {
     /// an incoming post carries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<TextRange>,
+    /// Only in `tweets` messages: where the text writes out a link, a
+    /// hashtag or a mention (sorted, not overlapping), for the page to make
+    /// links of them. Cut by the server the way its matcher cuts words, so
+    /// a `#tag` link searches exactly what the search language reads there
+    /// and the page carries no word cutting. Omitted when empty; the
+    /// server drops any that an incoming post carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<TextSpan>,
+}
+
+/// A part of a post's text that is a link, a hashtag or a mention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSpan {
+    /// Byte offsets (UTF-8, end exclusive) into the text: a link's address
+    /// without the punctuation around it, a hashtag from its `#`, a
+    /// mention from its `@`.
+    pub start: u32,
+    pub end: u32,
+    pub kind: SpanKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SpanKind {
+    /// An http(s) address written out.
+    Link,
+    Hashtag,
+    Mention,
+}
+
+impl SpanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Link => "link",
+            SpanKind::Hashtag => "hashtag",
+            SpanKind::Mention => "mention",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SpanKind> {
+        [SpanKind::Link, SpanKind::Hashtag, SpanKind::Mention]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+impl TextSpan {
+    /// The span as byte offsets into `text`, when it is a part of it.
+    pub fn within(&self, text: &str) -> Option<(usize, usize)> {
+        TextRange {
+            start: self.start,
+            end: self.end,
+        }
+        .within(text)
+    }
 }
 
 /// Byte offsets (UTF-8, end exclusive) of a part of a post's text.
@@ -299,6 +354,16 @@ fn truncate_for_message(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_kinds_read_as_they_are_written() {
+        for kind in [SpanKind::Link, SpanKind::Hashtag, SpanKind::Mention] {
+            let written = serde_json::to_string(&kind).unwrap();
+            assert_eq!(written, format!("\"{}\"", kind.as_str()));
+            assert_eq!(SpanKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(SpanKind::parse("tag"), None);
+    }
 
     fn ada() -> Tweet {
         Tweet {

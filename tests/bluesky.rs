@@ -437,6 +437,7 @@ async fn recorded_posts_replay_as_they_came() {
         recorded[1],
         Tweet {
             marks: Vec::new(),
+            spans: Vec::new(),
             ..delivered.clone()
         }
     );

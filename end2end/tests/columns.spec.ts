@@ -140,6 +140,36 @@ test('up to four columns, each with its own WebSocket; closing one closes its so
   await expect.poll(() => sockets.filter((ws) => !ws.isClosed()).length).toBe(3);
 });
 
+test('a column opened after a closed one comes last, empty, and the address follows', async ({ page }) => {
+  server = await startServer({ posts: animals() });
+  const sockets: WebSocket[] = [];
+  page.on('websocket', (ws) => sockets.push(ws));
+  await page.goto(`${server.url}/?q=cats&q=dogs&q=birds`);
+  await waitConnected(page);
+  await expectExactText(column(page, 2).locator('.search-term'), 'birds');
+  await expect.poll(() => column(page, 1).locator('.tweet').count(), { timeout: 15_000 }).toBeGreaterThan(0);
+  await column(page, 1).locator('.close-column').click();
+  await expect(page.locator('section.column')).toHaveCount(2);
+  await expect.poll(() => addressTerms(page)).toEqual(['cats', 'birds']);
+  await page.locator('#add-column').click();
+  await expect(page.locator('section.column')).toHaveCount(3);
+  // The new column is last and starts empty: no search, no posts, no
+  // text in its box, streaming, on a new WebSocket of its own.
+  const added = column(page, 2);
+  await expect(added.locator('input.search-input')).toHaveValue('');
+  await expect(added.locator('.tweet')).toHaveCount(0);
+  await expect(added.locator('.results-heading')).toBeHidden();
+  await expectExactText(column(page, 1).locator('.search-term'), 'birds');
+  await expect.poll(() => sockets.filter((ws) => !ws.isClosed()).length).toBe(3);
+  expect(sockets.filter((ws) => ws.isClosed())).toHaveLength(1);
+  await searchIn(page, 2, 'dogs');
+  await expect.poll(() => addressTerms(page)).toEqual(['cats', 'birds', 'dogs']);
+  await expect.poll(() => added.locator('.tweet').count(), { timeout: 15_000 }).toBeGreaterThan(0);
+  // Tab order follows what is shown.
+  const order = await page.locator('section.column input.search-input').evaluateAll((els) => els.map((el) => (el as HTMLInputElement).value));
+  expect(order).toEqual(['cats', 'birds', 'dogs']);
+});
+
 test('on a phone the columns are stacked', async ({ page }) => {
   server = await startServer({ posts: animals() });
   await page.setViewportSize({ width: 390, height: 844 });

@@ -12,7 +12,7 @@ mod parse;
 mod text;
 
 pub use index::{SearchId, SearchIndex};
-pub use text::{is_word_char, text_words, KeyKind, PhraseWord, PreparedPost, TextWord};
+pub use text::{is_word_char, text_spans, text_words, KeyKind, PhraseWord, PreparedPost, TextWord};
 
 /// Longest search accepted by default, in Unicode characters.
 pub const DEFAULT_MAX_TERM_LENGTH: usize = 512;

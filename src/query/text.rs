@@ -1,6 +1,6 @@
 //! How a post's text is cut into what a search can match (docs/search.md rules 1-4, 9).
 
-use crate::wire::Tweet;
+use crate::wire::{SpanKind, TextSpan, Tweet};
 
 // `WORD_CHAR_RANGES`, written by build.rs from Unicode's general categories.
 include!(concat!(env!("OUT_DIR"), "/word_chars.rs"));
@@ -145,6 +145,29 @@ pub fn text_words(text: &str) -> impl Iterator<Item = TextWord<'_>> {
             mention: cut.mention.map(|handle| (tagged_range(handle), handle)),
         }
     })
+}
+
+/// The links written out in `text` (with an http or https scheme), its
+/// hashtags and its mentions, in order (see [`Tweet::spans`]).
+pub fn text_spans(text: &str) -> Vec<TextSpan> {
+    let span = |(start, end): (usize, usize), kind| TextSpan {
+        start: start as u32,
+        end: end as u32,
+        kind,
+    };
+    let mut spans = Vec::new();
+    for word in text_words(text) {
+        let scheme = strip_prefix_ignore_case(word.trimmed, "http://")
+            .or_else(|| strip_prefix_ignore_case(word.trimmed, "https://"));
+        if scheme.is_some_and(|rest| !rest.is_empty()) {
+            spans.push(span(word.trimmed_range, SpanKind::Link));
+        } else if let Some((range, _)) = word.hashtag {
+            spans.push(span(range, SpanKind::Hashtag));
+        } else if let Some((range, _)) = word.mention {
+            spans.push(span(range, SpanKind::Mention));
+        }
+    }
+    spans
 }
 
 /// A byte range into [`PreparedPost::lower`].
@@ -467,6 +490,26 @@ mod tests {
 
     fn post(text: &str) -> PreparedPost {
         PreparedPost::from_parts(text, "someone", None)
+    }
+
+    #[test]
+    fn spans_are_the_links_tags_and_mentions_as_the_matcher_cuts_them() {
+        let text = "(#Rust_lang!) @ada.bsky.social, HTTPS://Example.com/a?b=1. \
+                    www.example.com http:// #日本語 me@home # @ https://x";
+        let spans: Vec<_> = text_spans(text)
+            .iter()
+            .map(|s| (&text[s.start as usize..s.end as usize], s.kind))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("#Rust_lang", SpanKind::Hashtag),
+                ("@ada.bsky.social", SpanKind::Mention),
+                ("HTTPS://Example.com/a?b=1", SpanKind::Link),
+                ("#日本語", SpanKind::Hashtag),
+                ("https://x", SpanKind::Link),
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::query::highlight::{Highlighter, Range};
-use crate::query::{PreparedPost, Query, SearchId, SearchIndex};
+use crate::query::{text_spans, PreparedPost, Query, SearchId, SearchIndex};
 use crate::wire::{TextRange, Tweet};
 
 pub type ConnectionId = u64;
@@ -39,9 +39,17 @@ pub struct EncodedPost {
 }
 
 impl EncodedPost {
+    /// The post as sent, with the spans of its text (see [`Tweet::spans`])
+    /// unless it carries its own.
     pub fn new(tweet: Arc<Tweet>, received_at: Instant) -> EncodedPost {
         // A post is strings and options of strings: serialising cannot fail.
-        let json = serde_json::value::to_raw_value(&*tweet).expect("posts always serialize");
+        let mut json = serde_json::value::to_raw_value(&*tweet).expect("posts always serialize");
+        if tweet.spans.is_empty() {
+            let spans = text_spans(&tweet.text);
+            if !spans.is_empty() {
+                json = with_field(&json, "spans", &spans);
+            }
+        }
         EncodedPost {
             tweet,
             json,
@@ -60,17 +68,9 @@ impl EncodedPost {
                 end: end as u32,
             })
             .collect();
-        let plain = self.json.get();
-        // A post is a JSON object: the marks go in before its last brace,
-        // last, where serialising the field would put them.
-        let mut json = String::with_capacity(plain.len() + 24 * marks.len() + 16);
-        json.push_str(&plain[..plain.len() - 1]);
-        json.push_str(",\"marks\":");
-        json.push_str(&serde_json::to_string(&marks).expect("numbers always serialize"));
-        json.push('}');
         EncodedPost {
             tweet: self.tweet.clone(),
-            json: RawValue::from_string(json).expect("an object with one more field"),
+            json: with_field(&self.json, "marks", &marks),
             received_at: self.received_at,
             alone: OnceLock::new(),
         }
@@ -82,6 +82,22 @@ impl EncodedPost {
             .get_or_init(|| frame_of([&*self.json]).into())
             .clone()
     }
+}
+
+/// `object` (a JSON object) with one more field, `name`, last.
+fn with_field<T: Serialize + ?Sized>(object: &RawValue, name: &str, value: &T) -> Box<RawValue> {
+    let object = object.get();
+    // Numbers and fixed names only: serialising cannot fail.
+    let value = serde_json::to_string(value).expect("spans and marks always serialize");
+    // The field goes in before the object's last brace.
+    let mut json = String::with_capacity(object.len() + name.len() + value.len() + 4);
+    json.push_str(&object[..object.len() - 1]);
+    json.push_str(",\"");
+    json.push_str(name);
+    json.push_str("\":");
+    json.push_str(&value);
+    json.push('}');
+    RawValue::from_string(json).expect("an object with one more field")
 }
 
 /// The `tweets` message over posts already encoded; the same JSON as
@@ -674,13 +690,14 @@ impl Hub {
         routes: Option<&[String]>,
         received_at: Instant,
     ) -> usize {
-        // Marks are the server's to write, per search.
+        // Marks (per search) and spans are the server's to write.
         let unmarked;
-        let tweet = if tweet.marks.is_empty() {
+        let tweet = if tweet.marks.is_empty() && tweet.spans.is_empty() {
             tweet
         } else {
             unmarked = Arc::new(Tweet {
                 marks: Vec::new(),
+                spans: Vec::new(),
                 ..Tweet::clone(tweet)
             });
             &unmarked
@@ -809,6 +826,7 @@ pub fn spawn_dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{SpanKind, TextSpan};
 
     fn tweet(id: &str, text: &str) -> Arc<Tweet> {
         Arc::new(Tweet {
@@ -1258,6 +1276,42 @@ mod tests {
         );
         let plain = json(&mut author);
         assert!(!plain.contains("marks"), "{plain}");
+    }
+
+    #[test]
+    fn posts_carry_the_servers_spans_and_incoming_ones_are_dropped() {
+        let hub = Hub::new(10, 8, Arc::default());
+        let mut reader = hub.register().unwrap();
+        search(&hub, &mut reader, "cats");
+        let text = "cats #Nap with @ada.bsky.social: https://example.com/x.";
+        let post = Arc::new(Tweet {
+            spans: vec![TextSpan {
+                start: 0,
+                end: 4,
+                kind: SpanKind::Link,
+            }],
+            ..Tweet::clone(&tweet("1", text))
+        });
+        assert_eq!(hub.dispatch(&post), 1);
+        let delivery = reader.try_next().unwrap();
+        let sent: Tweet = serde_json::from_str(delivery.post.json.get()).unwrap();
+        let spans: Vec<_> = sent
+            .spans
+            .iter()
+            .map(|s| (&text[s.start as usize..s.end as usize], s.kind))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("#Nap", SpanKind::Hashtag),
+                ("@ada.bsky.social", SpanKind::Mention),
+                ("https://example.com/x", SpanKind::Link),
+            ]
+        );
+        assert_eq!(sent.marks, [TextRange { start: 0, end: 4 }]);
+        // A post without any is sent in its original shape.
+        let plain = EncodedPost::new(tweet("2", "just words"), Instant::now());
+        assert!(!plain.json.get().contains("spans"), "{}", plain.json.get());
     }
 
     #[test]

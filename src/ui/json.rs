@@ -12,7 +12,8 @@ use js_sys::{Array, Reflect, JSON};
 use leptos::wasm_bindgen::{JsCast, JsValue};
 
 use crate::wire::{
-    ClientMessage, ErrorCode, Limits, PostLink, ServerMessage, TextRange, Tweet, UpstreamState,
+    ClientMessage, ErrorCode, Limits, PostLink, ServerMessage, SpanKind, TextRange, TextSpan,
+    Tweet, UpstreamState,
 };
 
 /// The text of a message to the server.
@@ -121,6 +122,16 @@ fn tweet(value: &JsValue) -> Option<Tweet> {
         tags: array(value, "tags")
             .iter()
             .filter_map(|t| t.as_string())
+            .collect(),
+        spans: array(value, "spans")
+            .iter()
+            .filter_map(|span| {
+                Some(TextSpan {
+                    start: number(&span, "start")? as u32,
+                    end: number(&span, "end")? as u32,
+                    kind: SpanKind::parse(&string(&span, "kind")?)?,
+                })
+            })
             .collect(),
         marks: array(value, "marks")
             .iter()

@@ -4,8 +4,7 @@
 //! without a browser.
 
 use crate::query::highlight::Range;
-use crate::query::text_words;
-use crate::wire::Tweet;
+use crate::wire::{SpanKind, Tweet};
 
 /// What a run of the text is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,32 +56,26 @@ pub fn runs(tweet: &Tweet, marks: &[Range]) -> Vec<Run> {
             add(&mut spans, range, Kind::Link { href });
         }
     }
-    for word in text_words(text) {
-        if let Some(href) = safe_href(word.trimmed) {
-            add(&mut spans, word.trimmed_range, Kind::Link { href });
-        }
+    for span in &tweet.spans {
+        let Some(range) = span.within(text) else {
+            continue;
+        };
+        let written = text.get(range.0..range.1).unwrap_or_default();
+        let kind = match span.kind {
+            SpanKind::Link => match safe_href(written) {
+                Some(href) => Kind::Link { href },
+                None => continue,
+            },
+            SpanKind::Hashtag if written.starts_with('#') => Kind::Search {
+                search: written.to_owned(),
+            },
+            SpanKind::Mention if written.starts_with('@') => Kind::Search {
+                search: written.to_owned(),
+            },
+            _ => continue,
+        };
+        add(&mut spans, range, kind);
     }
-    for word in text_words(text) {
-        if let Some((range, tag)) = word.hashtag {
-            add(
-                &mut spans,
-                range,
-                Kind::Search {
-                    search: format!("#{tag}"),
-                },
-            );
-        }
-        if let Some((range, handle)) = word.mention {
-            add(
-                &mut spans,
-                range,
-                Kind::Search {
-                    search: format!("@{handle}"),
-                },
-            );
-        }
-    }
-    spans.sort_by_key(|(range, _)| range.0);
     let mut runs = Vec::new();
     let mut at = 0;
     for ((start, end), kind) in spans {
@@ -103,12 +96,20 @@ fn add(spans: &mut Vec<(Range, Kind)>, range: Range, kind: Kind) {
         .iter()
         .any(|((start, end), _)| range.0 < *end && *start < range.1);
     if !overlaps && range.0 < range.1 {
-        spans.push((range, kind));
+        // Kept in order of the text.
+        let at = spans
+            .iter()
+            .position(|((start, _), _)| *start > range.0)
+            .unwrap_or(spans.len());
+        spans.insert(at, (range, kind));
     }
 }
 
 /// The run over `range`, cut where marks start and end.
 fn run(text: &str, (start, end): Range, kind: Kind, marks: &[Range]) -> Run {
+    // Every range here is on the text's characters (`marks_in`, `within`);
+    // `get` only keeps a panic's code out of the browser bundle.
+    let part = |from: usize, to: usize| text.get(from..to).unwrap_or_default().to_owned();
     let mut parts = Vec::new();
     let mut at = start;
     for &(mark_start, mark_end) in marks {
@@ -117,13 +118,13 @@ fn run(text: &str, (start, end): Range, kind: Kind, marks: &[Range]) -> Run {
             continue;
         }
         if at < from {
-            parts.push((text[at..from].to_owned(), false));
+            parts.push((part(at, from), false));
         }
-        parts.push((text[from..to].to_owned(), true));
+        parts.push((part(from, to), true));
         at = to;
     }
     if at < end || parts.is_empty() {
-        parts.push((text[at..end].to_owned(), false));
+        parts.push((part(at, end), false));
     }
     Run { kind, parts }
 }
@@ -135,9 +136,9 @@ fn run(text: &str, (start, end): Range, kind: Kind, marks: &[Range]) -> Run {
 pub fn safe_href(raw: &str) -> Option<String> {
     let lower_scheme = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
     let rest = if lower_scheme.starts_with("http://") {
-        &raw[7..]
+        raw.get(7..)?
     } else if lower_scheme.starts_with("https://") {
-        &raw[8..]
+        raw.get(8..)?
     } else {
         return None;
     };
@@ -164,8 +165,10 @@ mod tests {
     use crate::wire::PostLink;
 
     fn tweet(text: &str) -> Tweet {
+        // As the server sends it.
         Tweet {
             text: text.into(),
+            spans: crate::query::text_spans(text),
             ..Default::default()
         }
     }
@@ -245,6 +248,31 @@ mod tests {
                 ),
                 ("plain".to_owned(), ". ok".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn spans_that_do_not_fit_their_text_stay_text() {
+        use crate::wire::TextSpan;
+        let span = |start, end, kind| TextSpan { start, end, kind };
+        let text = "héllo #tag @me javascript:x";
+        let post = Tweet {
+            text: text.into(),
+            spans: vec![
+                // Cuts "é", runs past the end, empty.
+                span(1, 2, SpanKind::Hashtag),
+                span(20, 400, SpanKind::Mention),
+                span(3, 3, SpanKind::Link),
+                // Not what the kind says it is.
+                span(7, 11, SpanKind::Mention),
+                span(12, 15, SpanKind::Hashtag),
+                span(16, 28, SpanKind::Link),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            shape(&runs(&post, &[])),
+            [("plain".to_owned(), text.to_owned())]
         );
     }
 

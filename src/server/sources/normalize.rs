@@ -49,6 +49,7 @@ pub fn to_tweet(source: &str, raw: RawPost<'_>) -> Tweet {
             .collect(),
         tags: raw.tags,
         marks: Vec::new(),
+        spans: Vec::new(),
     }
 }
 
