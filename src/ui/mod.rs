@@ -481,8 +481,7 @@ fn keep_columns_in_order(page: PageState, container: NodeRef<leptos::html::Div>)
 // The page's parts keep their concrete view types: each type erased with
 // `into_any` carries its own copies of the build, rebuild and (sync and
 // async) hydration code in the WASM, which cost the columns, the results
-// list, the masthead and the card 20.6 KB with brotli, and the card's
-// alternatives as erased views another 7.6 KB
+// list, the masthead and the (then Leptos) card 20.6 KB with brotli
 // (docs/building.md, "Page weight").
 
 #[component]
