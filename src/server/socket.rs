@@ -1,6 +1,6 @@
 //! One task per browser WebSocket: reads its commands, writes its posts.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
@@ -28,6 +28,17 @@ pub mod close_code {
 
 /// Posts written in one `tweets` frame at most.
 const MAX_BATCH: usize = 64;
+
+/// A connection sent more posts than this in a second is busy: its posts
+/// come faster than anyone reads them.
+const BUSY_POSTS_PER_SECOND: u16 = 50;
+
+/// A busy connection gets a `tweets` frame at most this often, each holding
+/// what arrived meanwhile. Fewer, fuller frames cost the server, the network
+/// and the browser less per post (one write, one wake-up, one page update
+/// for several posts), for at most this much more latency; a quiet
+/// connection still gets every post at once.
+const BUSY_FRAME_INTERVAL_MS: u32 = 20;
 
 /// How long a closing socket waits for the browser's own close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
@@ -225,6 +236,50 @@ struct Connection<S> {
     context: SocketContext,
     limiter: RateLimiter,
     last_heard: Instant,
+    pace: Pace,
+}
+
+/// How fast a connection's posts go out: enough to tell a busy connection
+/// from a quiet one. Milliseconds of [`clock_ms`] in 32 bits (differences
+/// taken wrapping), since every connection holds one.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pace {
+    window_started_ms: u32,
+    posts_in_window: u16,
+    /// The last whole second of counting was over [`BUSY_POSTS_PER_SECOND`].
+    was_busy: bool,
+    last_frame_ms: u32,
+}
+
+/// Milliseconds on tokio's clock (paused in tests) since the first call.
+fn clock_ms() -> u32 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u32
+}
+
+impl Pace {
+    /// How long a frame of `ready` posts should wait at `now_ms` for more:
+    /// only a busy connection's, and only until [`BUSY_FRAME_INTERVAL_MS`]
+    /// after its last frame.
+    fn hold(&mut self, now_ms: u32, ready: usize) -> Option<Duration> {
+        if now_ms.wrapping_sub(self.window_started_ms) >= 1000 {
+            self.was_busy = self.posts_in_window > BUSY_POSTS_PER_SECOND;
+            self.window_started_ms = now_ms;
+            self.posts_in_window = 0;
+        }
+        let busy = self.was_busy
+            || usize::from(self.posts_in_window) + ready > usize::from(BUSY_POSTS_PER_SECOND);
+        let since_last = now_ms.wrapping_sub(self.last_frame_ms);
+        (busy && ready > 0 && ready < MAX_BATCH && since_last < BUSY_FRAME_INTERVAL_MS)
+            .then(|| Duration::from_millis(u64::from(BUSY_FRAME_INTERVAL_MS - since_last)))
+    }
+
+    fn wrote(&mut self, now_ms: u32, posts: usize) {
+        self.last_frame_ms = now_ms;
+        self.posts_in_window = self
+            .posts_in_window
+            .saturating_add(u16::try_from(posts).unwrap_or(u16::MAX));
+    }
 }
 
 /// Serves one upgraded WebSocket until either side closes it.
@@ -289,6 +344,7 @@ async fn open<S: Transport>(start: Box<(S, SocketContext)>) -> Option<Box<Connec
         registration,
         context,
         last_heard: Instant::now(),
+        pace: Pace::default(),
     }))
 }
 
@@ -403,9 +459,25 @@ impl<S: Transport> Connection<S> {
     /// Writes the posts taken off the queue (at most [`MAX_BATCH`]) as one
     /// `tweets` frame, then reports posts dropped for this connection.
     async fn flush(&mut self, batch: &mut Vec<Delivery>) -> Result<(), Disconnect> {
+        if let Some(hold) = self.pace.hold(clock_ms(), batch.len()) {
+            // Commands wait as long as the posts do: at most the interval.
+            let until = Instant::now() + hold;
+            while batch.len() < MAX_BATCH {
+                let room = MAX_BATCH - batch.len();
+                match tokio::time::timeout_at(until, self.registration.next_batch(batch, room))
+                    .await
+                {
+                    // Nothing more in time, or the queue is gone (the next
+                    // receive in `run` says so).
+                    Err(_) | Ok(0) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
         if !batch.is_empty() {
             let posts: Vec<_> = batch.drain(..).map(|d| d.post).collect();
             self.write(Message::Text(tweets_frame(&posts))).await?;
+            self.pace.wrote(clock_ms(), posts.len());
             for post in &posts {
                 let waited = post.received_at.elapsed().as_secs_f64();
                 self.context.metrics.delivery_seconds.observe(waited);
@@ -933,6 +1005,79 @@ mod tests {
             assert_eq!(shown, (0..256).collect::<Vec<_>>(), "the queue, in order");
             assert_eq!(skipped, 44);
             assert_eq!(frames, 4);
+        }
+
+        /// Dispatches `count` posts matching "x", one every `every`, and
+        /// returns, for each frame of posts the browser got, when it came
+        /// (since the first post) and the posts' ids and dispatch times.
+        async fn paced_run(count: usize, every: Duration) -> Vec<(Duration, Vec<usize>)> {
+            let (server, mut browser) = connect(LimitSettings::default(), 4096).await;
+            browser.command(r#"{"type":"updateTerm","term":"x"}"#);
+            assert_eq!(browser.message().await["type"], "updatedTerm");
+            let started = Instant::now();
+            let hub = server.hub.clone();
+            let dispatching = tokio::spawn(async move {
+                for id in 0..count {
+                    hub.dispatch(&post(id, "x"));
+                    tokio::time::sleep(every).await;
+                }
+            });
+            let mut frames = Vec::new();
+            let mut seen = 0;
+            while seen < count {
+                let message = browser.message().await;
+                assert_eq!(message["type"], "tweets", "{message}");
+                let ids: Vec<usize> = message["tweets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_str().unwrap().parse().unwrap())
+                    .collect();
+                seen += ids.len();
+                frames.push((started.elapsed(), ids));
+            }
+            dispatching.await.unwrap();
+            drop(server);
+            frames
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_quiet_connection_gets_each_post_at_once() {
+            let every = Duration::from_millis(100);
+            let frames = paced_run(30, every).await;
+            assert_eq!(frames.len(), 30, "one frame a post");
+            for (at, ids) in frames {
+                assert_eq!(ids.len(), 1);
+                assert_eq!(at, every * ids[0] as u32, "post {} waited", ids[0]);
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_busy_connection_gets_fuller_frames_at_most_every_interval() {
+            // 200 posts a second for two seconds.
+            let every = Duration::from_millis(5);
+            let frames = paced_run(400, every).await;
+            let ids: Vec<usize> = frames.iter().flat_map(|(_, ids)| ids.clone()).collect();
+            assert_eq!(ids, (0..400).collect::<Vec<_>>(), "every post, in order");
+            let interval = Duration::from_millis(u64::from(BUSY_FRAME_INTERVAL_MS));
+            for (at, ids) in &frames {
+                let waited = *at - every * ids[0] as u32;
+                assert!(waited <= interval, "post {} waited {waited:?}", ids[0]);
+            }
+            // Once more than 50 posts went out within a second, frames come
+            // at most every interval, each with the posts of that interval.
+            let busy: Vec<_> = frames.iter().skip_while(|(_, ids)| ids[0] < 60).collect();
+            for pair in busy.windows(2) {
+                assert!(
+                    pair[1].0 - pair[0].0 >= interval,
+                    "{:?} then {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+            assert!(busy.iter().all(|(_, ids)| ids.len() <= 5));
+            assert!(busy.len() <= 340 * 5 / 20 + 1, "{} frames", busy.len());
+            assert!(frames.len() < 150, "{} frames for 400 posts", frames.len());
         }
 
         #[tokio::test(start_paused = true)]
