@@ -49,14 +49,6 @@ pub struct Tweet {
     /// (Mastodon's `tags`, Bluesky's facets and `tags`), without `#`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    /// Only in `tweets` messages: the parts of `text` that the receiving
-    /// connection's search matched, for the page to mark (sorted, not
-    /// overlapping). Computed by the server with its own matcher, so a
-    /// mark never disagrees with a match and the page carries no copy of
-    /// the search language. Omitted when empty; the server drops any that
-    /// an incoming post carries.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub marks: Vec<TextRange>,
     /// Only in `tweets` messages: where the text writes out a link, a
     /// hashtag or a mention (sorted, not overlapping), for the page to make
     /// links of them. Cut by the server the way its matcher cuts words, so
@@ -65,6 +57,14 @@ pub struct Tweet {
     /// server drops any that an incoming post carries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spans: Vec<TextSpan>,
+    /// Only in `tweets` messages: the parts of `text` that the receiving
+    /// connection's search matched, for the page to mark (sorted, not
+    /// overlapping). Computed by the server with its own matcher, so a
+    /// mark never disagrees with a match and the page carries no copy of
+    /// the search language. Omitted when empty; the server drops any that
+    /// an incoming post carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<TextRange>,
 }
 
 /// A part of a post's text that is a link, a hashtag or a mention.

@@ -866,11 +866,25 @@ mod tests {
 
     #[test]
     fn tweets_frame_is_the_protocol_message() {
-        let posts = [tweet("1", "a \"quoted\" <b>"), tweet("2", "é 🎉")];
+        let posts = [
+            tweet("1", "a \"quoted\" <b>"),
+            tweet("2", "é 🎉 #tag @ada https://x.example"),
+        ];
         let encoded: Vec<_> = posts
             .iter()
             .map(|t| Arc::new(EncodedPost::new(t.clone(), Instant::now())))
             .collect();
+        // As the server sends them: with the spans of their text.
+        let posts: Vec<_> = posts
+            .iter()
+            .map(|t| {
+                Arc::new(Tweet {
+                    spans: text_spans(&t.text),
+                    ..Tweet::clone(t)
+                })
+            })
+            .collect();
+        assert_eq!(posts[1].spans.len(), 3);
         let typed = crate::wire::ServerMessage::Tweets {
             tweets: posts.to_vec(),
         };

@@ -233,10 +233,16 @@ mod browser {
         /// Sends `message` if a connection is ready for it.
         fn send_now(&mut self, message: &ClientMessage) -> bool {
             match &self.session {
-                Some(session) if session.greeted => session
-                    .socket
-                    .send_with_str(&crate::ui::json::encode(message))
-                    .is_ok(),
+                // A closing socket takes messages without a word and drops
+                // them: they wait for the next connection instead.
+                Some(session)
+                    if session.greeted && session.socket.ready_state() == WebSocket::OPEN =>
+                {
+                    session
+                        .socket
+                        .send_with_str(&crate::ui::json::encode(message))
+                        .is_ok()
+                }
                 _ => false,
             }
         }

@@ -54,7 +54,8 @@ impl ColumnState {
         self.term.set(None);
         self.streaming.set(true);
         self.search_error.set(String::new());
-        self.feed.set(Feed::default());
+        // Cleared, not replaced: card keys are never reused on one page.
+        self.feed.update(Feed::clear);
         self.limit.set(DEFAULT_LIMIT);
         self.skipped.set(0);
         self.held.set(Vec::new());
@@ -317,10 +318,12 @@ fn ColumnResults(
     Effect::new(move |list: Option<super::card::CardList>| {
         let mut list = list.unwrap_or_default();
         let now = page.now_ms.get().max(clock::now_ms());
+        // A copy (at most 40 shared posts), so that nothing the DOM
+        // changes set off (a focused card removed fires `focusout`, which
+        // may show held posts) runs while the feed is borrowed.
+        let feed = state.feed.get();
         if let Some(container) = container.get() {
-            state.feed.with(|feed| {
-                list.sync(&container, feed, now, clock::current_year());
-            });
+            list.sync(&container, &feed, now, clock::current_year());
         }
         list
     });

@@ -168,6 +168,8 @@ impl PageState {
         if id != 0 {
             self.columns
                 .update(|columns| columns.retain(|open| *open != id));
+            self.pending_announcement
+                .update_value(|pending| pending.retain(|(column, _, _)| *column != id));
         }
     }
 
