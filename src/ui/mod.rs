@@ -194,12 +194,25 @@ impl PageState {
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn announce(&self) {
         let pending = std::mem::take(&mut *self.pending_announcement.write_value());
-        if !pending.is_empty() {
-            self.announcement.set(announcement_text(&pending));
+        if pending.is_empty() {
+            return;
+        }
+        let text = announcement_text(&pending);
+        if self.announcement.with_untracked(|current| *current == text) {
+            // A live region says nothing when its text stays the same (a
+            // steady stream brings the same count every time): emptied
+            // first, the same news is heard again.
+            self.announcement.set(String::new());
+            let announcement = self.announcement;
+            set_timeout(
+                move || announcement.set(text),
+                std::time::Duration::from_millis(100),
+            );
+        } else {
+            self.announcement.set(text);
         }
     }
 
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub fn is_open(&self, id: u32) -> bool {
         self.columns.with(|columns| columns.contains(&id))
     }
@@ -210,6 +223,7 @@ impl PageState {
             .with_value(|entries| entries.get(id as usize).cloned())
     }
 
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn first_term(&self) -> Option<String> {
         self.entry(0).and_then(|first| first.term.get())
     }
