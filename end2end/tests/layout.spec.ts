@@ -39,7 +39,7 @@ test('at a phone width every control is visible and nothing scrolls sideways', a
 
 test('right-to-left text is isolated in its card', async ({ page }) => {
   server = await startServer({
-    posts: cycle(200, [(id) => post(id, `مرحبا بالعالم rtl ${id}`, { name: 'سارة', screen_name: 'sara' })]),
+    posts: cycle(200, [(id) => post(id, `مرحبا بالعالم rtl ${id} #music`, { name: 'سارة', screen_name: 'sara' })]),
     rate: 10,
   });
   await openApp(page, server);
@@ -52,4 +52,10 @@ test('right-to-left text is isolated in its card', async ({ page }) => {
   expect(direction).toBe('rtl');
   // The handle after an Arabic name still reads @sara.
   await expect(card.locator('.username')).toHaveText('@sara');
+  // A Latin hashtag in Arabic text is isolated, so it reads #music and
+  // not music#.
+  const tag = card.locator('a.search-link');
+  await expect(tag).toHaveText('#music');
+  await expect(tag).toHaveAttribute('dir', 'auto');
+  expect(await tag.evaluate((el) => getComputedStyle(el).direction)).toBe('ltr');
 });

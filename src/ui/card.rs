@@ -199,12 +199,17 @@ fn build(document: &Document, card: &Card) -> Result<ShownCard, JsValue> {
                     ("href", &href),
                     ("target", "_blank"),
                     ("rel", "noopener noreferrer nofollow"),
+                    auto,
                 ],
             )?),
             Kind::Search { search } => Some(element(
                 document,
                 "a",
-                &[("class", "search-link"), ("href", &search_href(&search))],
+                &[
+                    ("class", "search-link"),
+                    ("href", &search_href(&search)),
+                    auto,
+                ],
             )?),
         };
         let parent = link.as_ref().unwrap_or(&text);
