@@ -248,7 +248,7 @@ mod browser {
         }
 
         fn received(&mut self, text: Option<&str>) {
-            let Some(message) = text.and_then(decode) else {
+            let Some(message) = text.and_then(crate::ui::json::decode) else {
                 leptos::logging::warn!("ignoring a message the page does not understand");
                 return;
             };
@@ -380,10 +380,6 @@ mod browser {
             .host()
             .unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
         format!("{scheme}://{host}/ws")
-    }
-
-    fn decode(text: &str) -> Option<ServerMessage> {
-        crate::ui::json::decode(text)
     }
 
     fn apply(column: &ColumnState, page: &PageState, message: ServerMessage) {

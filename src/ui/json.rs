@@ -126,21 +126,14 @@ fn tweet(value: &JsValue) -> Option<Tweet> {
         spans: array(value, "spans")
             .iter()
             .filter_map(|span| {
-                Some(TextSpan {
-                    start: number(&span, "start")? as u32,
-                    end: number(&span, "end")? as u32,
-                    kind: SpanKind::parse(&string(&span, "kind")?)?,
-                })
+                let TextRange { start, end } = range(&span)?;
+                let kind = SpanKind::parse(&string(&span, "kind")?)?;
+                Some(TextSpan { start, end, kind })
             })
             .collect(),
         marks: array(value, "marks")
             .iter()
-            .filter_map(|mark| {
-                Some(TextRange {
-                    start: number(&mark, "start")? as u32,
-                    end: number(&mark, "end")? as u32,
-                })
-            })
+            .filter_map(|mark| range(&mark))
             .collect(),
     })
 }
@@ -160,6 +153,15 @@ fn string(value: &JsValue, key: &str) -> Option<String> {
 
 fn number(value: &JsValue, key: &str) -> Option<f64> {
     field(value, key)?.as_f64()
+}
+
+/// `{"start", "end"}`: a byte range into a post's text (checked against
+/// the text where it is used).
+fn range(value: &JsValue) -> Option<TextRange> {
+    Some(TextRange {
+        start: number(value, "start")? as u32,
+        end: number(value, "end")? as u32,
+    })
 }
 
 fn array(value: &JsValue, key: &str) -> Array {
